@@ -1,0 +1,29 @@
+# automation_core: PGXS build
+EXTENSION = automation_core
+MODULE_big = automation_core
+OBJS = \
+	src/automation_core.o \
+	src/catalog.o \
+	src/status.o \
+	src/direct_insert.o \
+	src/guard.o \
+	src/history.o \
+	src/rollup.o \
+	src/events.o \
+	src/api.o
+
+DATA = automation_core--1.0.sql
+PGFILEDESC = "automation_core - automation state machine, work queue and events"
+
+REGRESS = install hostile_search_path status audit transitions retry history privileges orchestration
+REGRESS_OPTS = --inputdir=. --outputdir=test/results
+ISOLATION = concurrent_finish concurrent_version
+ISOLATION_OPTS = --inputdir=test --outputdir=output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Used by test/run to read the test lists above.
+print-%:
+	@echo '$($*)'

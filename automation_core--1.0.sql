@@ -1,0 +1,368 @@
+\echo Use "CREATE EXTENSION automation_core" to load this file. \quit
+
+-- automation_core 1.0: the state machine, tables, rules and API.
+-- Every object lives in schema automation_core; every name used at run time
+-- is schema-qualified, so a hostile search_path changes nothing.
+
+--------------------------------------------------------------------------
+-- ExecutionStatus
+--------------------------------------------------------------------------
+
+CREATE TYPE automation_core.execution_status AS ENUM
+	('pending', 'processing', 'retrying', 'completed', 'failed', 'cancelled');
+COMMENT ON TYPE automation_core.execution_status IS
+	'status of a run, batch execution, item execution or orchestration instance';
+
+CREATE FUNCTION automation_core.can_transition(automation_core.execution_status,
+											   automation_core.execution_status)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'ac_can_transition'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION automation_core.can_transition(automation_core.execution_status, automation_core.execution_status) IS
+	'true when the state machine allows a change from the first status to the second';
+
+CREATE FUNCTION automation_core.is_terminal(automation_core.execution_status)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'ac_is_terminal'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION automation_core.is_terminal(automation_core.execution_status) IS
+	'true for completed, failed and cancelled';
+
+--------------------------------------------------------------------------
+-- Trigger functions (C). They are attached below, after the tables.
+--------------------------------------------------------------------------
+
+CREATE FUNCTION automation_core.guard_row() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_guard_row' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.guard_row() IS
+	'BEFORE ROW trigger: audit fields, version, names, state machine, retry limits, history';
+
+CREATE FUNCTION automation_core.after_insert_row() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_after_insert_row' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.after_insert_row() IS
+	'AFTER INSERT ROW trigger: first history row of an item execution';
+
+CREATE FUNCTION automation_core.after_update_row() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_after_update_row' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.after_update_row() IS
+	'AFTER UPDATE ROW trigger: cancellation cascades';
+
+CREATE FUNCTION automation_core.after_statement() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_after_statement' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.after_statement() IS
+	'AFTER STATEMENT trigger: rolls batch executions and runs up once their items end';
+
+CREATE FUNCTION automation_core.history_guard() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_history_guard' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.history_guard() IS
+	'refuses every client write to item_state_history';
+
+--------------------------------------------------------------------------
+-- Tables
+--------------------------------------------------------------------------
+
+CREATE TABLE automation_core.automation (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	name varchar(200) NOT NULL,
+	description text,
+	batch_schema jsonb,
+	item_schema jsonb,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by varchar(100),
+	updated_by varchar(100),
+	version integer NOT NULL DEFAULT 1,
+	is_active boolean NOT NULL DEFAULT true,
+	CONSTRAINT automation_name_not_empty CHECK (name <> '')
+);
+CREATE UNIQUE INDEX ix_automation_name_active ON automation_core.automation (name)
+	WHERE is_active;
+COMMENT ON TABLE automation_core.automation IS
+	'an automation: a kind of work, with JSON Schemas for its batch and item payloads';
+COMMENT ON COLUMN automation_core.automation.name IS
+	'trimmed, non-empty, unique among active automations';
+COMMENT ON COLUMN automation_core.automation.batch_schema IS
+	'JSON Schema (draft 2020-12) every active batch payload must satisfy; NULL accepts anything';
+COMMENT ON COLUMN automation_core.automation.item_schema IS
+	'JSON Schema (draft 2020-12) every active item payload must satisfy; NULL accepts anything';
+
+CREATE TABLE automation_core.batch (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	automation_id uuid NOT NULL REFERENCES automation_core.automation (id) ON DELETE CASCADE,
+	name varchar(200) NOT NULL,
+	payload jsonb,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by varchar(100),
+	updated_by varchar(100),
+	version integer NOT NULL DEFAULT 1,
+	is_active boolean NOT NULL DEFAULT true,
+	CONSTRAINT batch_name_not_empty CHECK (name <> ''),
+	CONSTRAINT batch_automation_id_name_key UNIQUE (automation_id, name)
+);
+COMMENT ON TABLE automation_core.batch IS
+	'a named group of items of one automation; new runs take its active items';
+COMMENT ON COLUMN automation_core.batch.payload IS
+	'data for the whole batch, valid against the automation''s batch_schema';
+
+CREATE TABLE automation_core.item (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	batch_id uuid NOT NULL REFERENCES automation_core.batch (id) ON DELETE CASCADE,
+	sequence_number integer NOT NULL,
+	payload jsonb,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by varchar(100),
+	updated_by varchar(100),
+	version integer NOT NULL DEFAULT 1,
+	is_active boolean NOT NULL DEFAULT true,
+	CONSTRAINT item_sequence_number_check CHECK (sequence_number >= 0),
+	CONSTRAINT item_batch_id_sequence_number_key UNIQUE (batch_id, sequence_number)
+);
+COMMENT ON TABLE automation_core.item IS
+	'one unit of work in a batch; runs process items in sequence_number order';
+COMMENT ON COLUMN automation_core.item.payload IS
+	'the work item''s data, valid against the automation''s item_schema';
+
+CREATE TABLE automation_core.run (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	automation_id uuid NOT NULL REFERENCES automation_core.automation (id) ON DELETE CASCADE,
+	correlation_id varchar(100),
+	status automation_core.execution_status NOT NULL DEFAULT 'pending',
+	cancellation_reason text,
+	error_summary text,
+	started_at timestamptz,
+	finished_at timestamptz,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by varchar(100),
+	updated_by varchar(100),
+	version integer NOT NULL DEFAULT 1,
+	is_active boolean NOT NULL DEFAULT true
+);
+CREATE INDEX run_automation_id_idx ON automation_core.run (automation_id);
+CREATE INDEX run_started_at_status_idx ON automation_core.run (started_at, status);
+CREATE INDEX run_correlation_id_idx ON automation_core.run (correlation_id);
+COMMENT ON TABLE automation_core.run IS
+	'one execution of an automation over its active batches and items';
+COMMENT ON COLUMN automation_core.run.correlation_id IS
+	'the caller''s own identifier for this run (a request id, a ticket)';
+COMMENT ON COLUMN automation_core.run.error_summary IS
+	'set when the run fails: how many item executions failed';
+
+CREATE TABLE automation_core.batch_execution (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	run_id uuid NOT NULL REFERENCES automation_core.run (id) ON DELETE CASCADE,
+	batch_id uuid NOT NULL REFERENCES automation_core.batch (id) ON DELETE CASCADE,
+	status automation_core.execution_status NOT NULL DEFAULT 'pending',
+	started_at timestamptz,
+	finished_at timestamptz,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by varchar(100),
+	updated_by varchar(100),
+	version integer NOT NULL DEFAULT 1,
+	is_active boolean NOT NULL DEFAULT true,
+	CONSTRAINT batch_execution_run_id_batch_id_key UNIQUE (run_id, batch_id)
+);
+CREATE INDEX batch_execution_batch_id_idx ON automation_core.batch_execution (batch_id);
+COMMENT ON TABLE automation_core.batch_execution IS
+	'one batch within one run; ends when all its item executions have ended';
+
+CREATE SEQUENCE automation_core.item_execution_queue_seq;
+COMMENT ON SEQUENCE automation_core.item_execution_queue_seq IS
+	'first-in-first-out order of item executions';
+
+CREATE TABLE automation_core.item_execution (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	run_id uuid NOT NULL REFERENCES automation_core.run (id) ON DELETE CASCADE,
+	batch_execution_id uuid NOT NULL REFERENCES automation_core.batch_execution (id) ON DELETE CASCADE,
+	item_id uuid NOT NULL REFERENCES automation_core.item (id) ON DELETE CASCADE,
+	status automation_core.execution_status NOT NULL DEFAULT 'pending',
+	result_payload jsonb,
+	error_message text,
+	attempt_count integer NOT NULL DEFAULT 0,
+	max_attempts integer,
+	started_at timestamptz,
+	finished_at timestamptz,
+	worker varchar(200),
+	lease_expires_at timestamptz,
+	next_attempt_at timestamptz,
+	queue_position bigint NOT NULL
+		DEFAULT pg_catalog.nextval('automation_core.item_execution_queue_seq'::pg_catalog.regclass),
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by varchar(100),
+	updated_by varchar(100),
+	version integer NOT NULL DEFAULT 1,
+	is_active boolean NOT NULL DEFAULT true,
+	CONSTRAINT item_execution_retry_limit CHECK ((max_attempts IS NULL OR max_attempts >= 1) AND attempt_count >= 0),
+	CONSTRAINT item_execution_run_id_item_id_key UNIQUE (run_id, item_id)
+);
+ALTER SEQUENCE automation_core.item_execution_queue_seq
+	OWNED BY automation_core.item_execution.queue_position;
+CREATE INDEX item_execution_batch_execution_id_idx ON automation_core.item_execution (batch_execution_id);
+CREATE INDEX item_execution_item_id_idx ON automation_core.item_execution (item_id);
+-- The work queue: only ready-or-waiting rows are in these, so finished rows
+-- cost claim nothing.
+CREATE INDEX item_execution_ready_idx ON automation_core.item_execution (queue_position)
+	WHERE status IN ('pending', 'retrying');
+CREATE INDEX item_execution_run_ready_idx ON automation_core.item_execution (run_id, queue_position)
+	WHERE status IN ('pending', 'retrying');
+-- Open items per batch execution, for the roll-up.
+CREATE INDEX item_execution_open_idx ON automation_core.item_execution (batch_execution_id, queue_position)
+	WHERE status IN ('pending', 'processing', 'retrying');
+-- Leases to expire.
+CREATE INDEX item_execution_lease_idx ON automation_core.item_execution (lease_expires_at)
+	WHERE status = 'processing';
+COMMENT ON TABLE automation_core.item_execution IS
+	'one item within one run: the unit workers claim, complete, fail and retry';
+COMMENT ON COLUMN automation_core.item_execution.attempt_count IS
+	'attempts started so far; set by automation_core, and the fencing token of the worker holding the item';
+COMMENT ON COLUMN automation_core.item_execution.max_attempts IS
+	'attempts allowed; NULL means no limit and no retrying';
+COMMENT ON COLUMN automation_core.item_execution.worker IS
+	'name given by the worker that claimed the item';
+COMMENT ON COLUMN automation_core.item_execution.lease_expires_at IS
+	'while processing: when expire_leases may take the item back';
+COMMENT ON COLUMN automation_core.item_execution.next_attempt_at IS
+	'while retrying: when the item may be claimed again';
+COMMENT ON COLUMN automation_core.item_execution.queue_position IS
+	'claim order: earlier runs first, then batches in creation order, then sequence_number';
+
+CREATE TABLE automation_core.item_state_history (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	item_execution_id uuid NOT NULL REFERENCES automation_core.item_execution (id) ON DELETE CASCADE,
+	previous_status automation_core.execution_status,
+	new_status automation_core.execution_status NOT NULL,
+	changed_at timestamptz NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by varchar(100)
+);
+CREATE INDEX item_state_history_item_execution_id_idx
+	ON automation_core.item_state_history (item_execution_id, id);
+COMMENT ON TABLE automation_core.item_state_history IS
+	'append-only record of every item execution status change, written only by automation_core';
+COMMENT ON COLUMN automation_core.item_state_history.previous_status IS
+	'NULL for the row written when the item execution was inserted';
+
+CREATE TABLE automation_core.engine (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	name varchar(100) NOT NULL,
+	type varchar(50) NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by varchar(100),
+	updated_by varchar(100),
+	version integer NOT NULL DEFAULT 1,
+	is_active boolean NOT NULL DEFAULT true,
+	CONSTRAINT engine_name_not_empty CHECK (name <> ''),
+	CONSTRAINT engine_type_not_empty CHECK (type <> ''),
+	CONSTRAINT engine_name_key UNIQUE (name)
+);
+COMMENT ON TABLE automation_core.engine IS
+	'an external orchestration engine (a workflow system, a scheduler)';
+
+CREATE TABLE automation_core.orchestration_instance (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	engine_id uuid NOT NULL REFERENCES automation_core.engine (id) ON DELETE CASCADE,
+	external_id varchar(200) NOT NULL,
+	status automation_core.execution_status NOT NULL DEFAULT 'pending',
+	duration_seconds integer,
+	instance_metadata jsonb,
+	started_at timestamptz,
+	finished_at timestamptz,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by varchar(100),
+	updated_by varchar(100),
+	version integer NOT NULL DEFAULT 1,
+	is_active boolean NOT NULL DEFAULT true,
+	CONSTRAINT orchestration_instance_engine_id_external_id_key UNIQUE (engine_id, external_id)
+);
+CREATE INDEX orchestration_instance_status_started_at_idx
+	ON automation_core.orchestration_instance (status, started_at);
+COMMENT ON TABLE automation_core.orchestration_instance IS
+	'one execution inside an external engine, tracked with the same state machine';
+COMMENT ON COLUMN automation_core.orchestration_instance.external_id IS
+	'the engine''s own identifier of the instance';
+COMMENT ON COLUMN automation_core.orchestration_instance.duration_seconds IS
+	'set on reaching a terminal status from started_at and finished_at, unless the statement sets it';
+
+CREATE TABLE automation_core.run_orchestration (
+	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+	run_id uuid NOT NULL REFERENCES automation_core.run (id) ON DELETE CASCADE,
+	orchestration_instance_id uuid NOT NULL
+		REFERENCES automation_core.orchestration_instance (id) ON DELETE CASCADE,
+	attached_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by varchar(100),
+	updated_by varchar(100),
+	version integer NOT NULL DEFAULT 1,
+	is_active boolean NOT NULL DEFAULT true,
+	CONSTRAINT run_orchestration_run_id_orchestration_instance_id_key
+		UNIQUE (run_id, orchestration_instance_id)
+);
+CREATE INDEX run_orchestration_orchestration_instance_id_idx
+	ON automation_core.run_orchestration (orchestration_instance_id);
+COMMENT ON TABLE automation_core.run_orchestration IS
+	'links a run to the orchestration instances that drive it';
+
+--------------------------------------------------------------------------
+-- Triggers
+--------------------------------------------------------------------------
+
+CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.automation
+	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
+CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.batch
+	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
+CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.item
+	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
+CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.run
+	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
+CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.batch_execution
+	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
+CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.item_execution
+	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
+CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.engine
+	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
+CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.orchestration_instance
+	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
+CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.run_orchestration
+	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
+
+CREATE TRIGGER after_insert_row AFTER INSERT ON automation_core.item_execution
+	FOR EACH ROW EXECUTE FUNCTION automation_core.after_insert_row();
+
+CREATE TRIGGER after_update_row AFTER UPDATE OF status ON automation_core.run
+	FOR EACH ROW EXECUTE FUNCTION automation_core.after_update_row();
+CREATE TRIGGER after_update_row AFTER UPDATE OF status ON automation_core.batch_execution
+	FOR EACH ROW EXECUTE FUNCTION automation_core.after_update_row();
+
+CREATE TRIGGER after_statement AFTER INSERT OR UPDATE ON automation_core.item_execution
+	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.after_statement();
+CREATE TRIGGER after_statement AFTER INSERT OR UPDATE ON automation_core.batch_execution
+	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.after_statement();
+
+CREATE TRIGGER history_guard BEFORE INSERT OR UPDATE OR DELETE ON automation_core.item_state_history
+	FOR EACH ROW EXECUTE FUNCTION automation_core.history_guard();
+CREATE TRIGGER history_guard_truncate BEFORE TRUNCATE ON automation_core.item_state_history
+	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.history_guard();
+
+--------------------------------------------------------------------------
+-- pg_dump keeps the rows of every table holding user data.
+--------------------------------------------------------------------------
+
+SELECT pg_catalog.pg_extension_config_dump('automation_core.automation', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.batch', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.item', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.run', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.batch_execution', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.item_execution', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.item_state_history', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.engine', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.orchestration_instance', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.run_orchestration', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.item_execution_queue_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.item_state_history_id_seq', '');

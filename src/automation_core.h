@@ -1,0 +1,185 @@
+/*-------------------------------------------------------------------------
+ *
+ * automation_core.h
+ *		Declarations shared by the C files of automation_core: statuses,
+ *		the cached catalog of its tables, settings, and the hooks between
+ *		triggers, roll-up, events and the execution API.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AUTOMATION_CORE_H
+#define AUTOMATION_CORE_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+
+/* ExecutionStatus, in the order of the enum's labels */
+typedef enum AcStatus
+{
+	AC_PENDING = 0,
+	AC_PROCESSING,
+	AC_RETRYING,
+	AC_COMPLETED,
+	AC_FAILED,
+	AC_CANCELLED,
+	AC_NSTATUS
+} AcStatus;
+
+#define AC_STATUS_INVALID ((AcStatus) -1)
+
+/* The tables automation_core owns */
+typedef enum AcTable
+{
+	AC_T_AUTOMATION = 0,
+	AC_T_BATCH,
+	AC_T_ITEM,
+	AC_T_RUN,
+	AC_T_BATCH_EXECUTION,
+	AC_T_ITEM_EXECUTION,
+	AC_T_HISTORY,
+	AC_T_ENGINE,
+	AC_T_ORCHESTRATION_INSTANCE,
+	AC_T_RUN_ORCHESTRATION,
+	AC_T_EVENT,
+	AC_T_CONSUMER,
+	AC_NTABLES
+} AcTable;
+
+#define AC_T_INVALID ((AcTable) -1)
+
+/* Columns the C code reads or writes, looked up by name once per table */
+typedef enum AcCol
+{
+	AC_C_ID = 0,
+	AC_C_NAME,
+	AC_C_TYPE,
+	AC_C_CREATED_AT,
+	AC_C_UPDATED_AT,
+	AC_C_CREATED_BY,
+	AC_C_UPDATED_BY,
+	AC_C_VERSION,
+	AC_C_IS_ACTIVE,
+	AC_C_STATUS,
+	AC_C_STARTED_AT,
+	AC_C_FINISHED_AT,
+	AC_C_AUTOMATION_ID,
+	AC_C_BATCH_ID,
+	AC_C_RUN_ID,
+	AC_C_BATCH_EXECUTION_ID,
+	AC_C_ITEM_ID,
+	AC_C_RESULT_PAYLOAD,
+	AC_C_ERROR_MESSAGE,
+	AC_C_ATTEMPT_COUNT,
+	AC_C_MAX_ATTEMPTS,
+	AC_C_WORKER,
+	AC_C_LEASE_EXPIRES_AT,
+	AC_C_NEXT_ATTEMPT_AT,
+	AC_C_ERROR_SUMMARY,
+	AC_C_CANCELLATION_REASON,
+	AC_C_DURATION_SECONDS,
+	AC_C_ITEM_EXECUTION_ID,
+	AC_C_PREVIOUS_STATUS,
+	AC_C_NEW_STATUS,
+	AC_C_CHANGED_AT,
+	AC_NCOLS
+} AcCol;
+
+/* status.c */
+extern bool ac_transition_allowed(AcTable table, AcStatus from, AcStatus to);
+extern bool ac_status_is_terminal(AcStatus s);
+extern bool ac_status_is_open(AcStatus s);
+extern const char *ac_status_name(AcStatus s);
+
+/* catalog.c: OIDs and attribute numbers, cached and invalidated */
+extern Oid	ac_schema_oid(void);
+extern Oid	ac_table_oid(AcTable t);
+extern AcTable ac_table_of(Oid relid);
+extern const char *ac_table_name(AcTable t);
+extern AttrNumber ac_attnum(AcTable t, AcCol c);
+extern Oid	ac_status_type_oid(void);
+extern Datum ac_status_datum(AcStatus s);
+extern AcStatus ac_status_of_datum(Datum d);
+extern void ac_catalog_init(void);
+
+/* direct_insert.c: rows written by automation_core itself */
+extern void ac_direct_insert(AcTable t, Datum *values, bool *nulls);
+extern void ac_direct_insert_init(void);
+
+/* guard.c */
+extern char *ac_actor(void);
+extern TimestampTz ac_now(void);
+
+/* history.c */
+extern void ac_history_append(Datum item_execution_id, AcStatus prev,
+							  AcStatus next, const char *actor);
+
+/*
+ * rollup.c: work noted by row triggers and carried out at the end of the
+ * statement, so that a statement changing many items checks each batch
+ * execution once.
+ */
+typedef enum AcRollupKind
+{
+	AC_ROLLUP_BATCH_START,		/* batch execution may leave pending */
+	AC_ROLLUP_BATCH_CHECK,		/* batch execution may be finished */
+	AC_ROLLUP_RUN_START,		/* run may leave pending */
+	AC_ROLLUP_RUN_CHECK			/* run may be finished */
+} AcRollupKind;
+
+extern void ac_rollup_note(AcRollupKind kind, Datum id);
+extern void ac_rollup_run_pending(void);
+extern void ac_cascade_cancel(AcTable kind, Datum id);
+extern int	ac_cascade_depth;
+extern void ac_rollup_init(void);
+
+/* events.c: called by the row trigger for every status change */
+typedef struct AcEventRow
+{
+	AcTable		table;			/* run, batch_execution, item_execution or
+								 * orchestration_instance */
+	AcStatus	old_status;
+	AcStatus	new_status;
+	Datum		entity_id;		/* the row's id (uuid) */
+	Datum		run_id;			/* uuid, when has_run_id */
+	bool		has_run_id;
+	Datum		automation_id;	/* uuid, when has_automation_id */
+	bool		has_automation_id;
+	int32		attempt;		/* item executions: attempt_count */
+	const char *error;			/* item executions: error_message or NULL */
+	bool		in_cascade;		/* written by a cancellation cascade */
+} AcEventRow;
+
+extern void ac_event_on_transition(const AcEventRow *ev);
+extern void ac_events_init(void);
+
+/* settings (automation_core.c) */
+extern char *ac_actor_setting;
+extern int	ac_item_events_setting;
+extern int	ac_notify_setting;
+extern int	ac_retry_base_ms;
+extern int	ac_retry_max_ms;
+extern int	ac_default_lease_ms;
+
+typedef enum AcItemEvents
+{
+	AC_ITEM_EVENTS_NONE,
+	AC_ITEM_EVENTS_FAILURES,
+	AC_ITEM_EVENTS_ALL
+} AcItemEvents;
+
+typedef enum AcNotify
+{
+	AC_NOTIFY_OFF,
+	AC_NOTIFY_COMMIT
+} AcNotify;
+
+/* api.c */
+extern Interval *ac_backoff_interval(int32 attempt_count);
+
+#endif							/* AUTOMATION_CORE_H */

@@ -1,0 +1,761 @@
+/*-------------------------------------------------------------------------
+ *
+ * guard.c
+ *		The BEFORE ROW trigger on every table with the common columns:
+ *		audit fields, the version bump, trimmed names, and for the status
+ *		tables the state machine, timestamps, frozen terminal rows, retry
+ *		limits and the attempt counter. Status changes also append item
+ *		history, write events and note roll-up work for the end of the
+ *		statement.
+ *
+ *		Every rule here holds for any INSERT, UPDATE or COPY; the SQL
+ *		functions of api.c rely on it rather than repeat it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "automation_core.h"
+
+PG_FUNCTION_INFO_V1(ac_guard_row);
+PG_FUNCTION_INFO_V1(ac_after_insert_row);
+
+#define AUDIT_NAME_LEN 100
+
+/* Pending replacements for the new row */
+typedef struct RowEdit
+{
+	int			n;
+	int			cols[AC_NCOLS];
+	Datum		vals[AC_NCOLS];
+	bool		nulls[AC_NCOLS];
+} RowEdit;
+
+/* What the trigger is looking at */
+typedef struct GuardCtx
+{
+	AcTable		table;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	newtup;
+	HeapTuple	oldtup;			/* NULL on INSERT */
+	RowEdit		edit;
+	TimestampTz now;
+} GuardCtx;
+
+char *
+ac_actor(void)
+{
+	if (ac_actor_setting != NULL && ac_actor_setting[0] != '\0')
+		return ac_actor_setting;
+	return GetUserNameFromId(GetSessionUserId(), false);
+}
+
+TimestampTz
+ac_now(void)
+{
+	return GetCurrentTransactionStartTimestamp();
+}
+
+static void
+edit_set(RowEdit *e, AttrNumber att, Datum val, bool isnull)
+{
+	int			i;
+
+	if (att == InvalidAttrNumber)
+		return;
+	for (i = 0; i < e->n; i++)
+	{
+		if (e->cols[i] == att)
+		{
+			e->vals[i] = val;
+			e->nulls[i] = isnull;
+			return;
+		}
+	}
+	Assert(e->n < AC_NCOLS);
+	e->cols[e->n] = att;
+	e->vals[e->n] = val;
+	e->nulls[e->n] = isnull;
+	e->n++;
+}
+
+static inline AttrNumber
+att(GuardCtx *g, AcCol c)
+{
+	return ac_attnum(g->table, c);
+}
+
+static Datum
+get_new(GuardCtx *g, AcCol c, bool *isnull)
+{
+	AttrNumber a = att(g, c);
+
+	if (a == InvalidAttrNumber)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return heap_getattr(g->newtup, a, g->desc, isnull);
+}
+
+static Datum
+get_old(GuardCtx *g, AcCol c, bool *isnull)
+{
+	AttrNumber a = att(g, c);
+
+	if (a == InvalidAttrNumber || g->oldtup == NULL)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return heap_getattr(g->oldtup, a, g->desc, isnull);
+}
+
+/* Did the statement change column c (NULL-aware, byte-wise)? */
+static bool
+col_changed(GuardCtx *g, AcCol c)
+{
+	AttrNumber a = att(g, c);
+	bool		n1,
+				n2;
+	Datum		d1,
+				d2;
+	Form_pg_attribute attr;
+
+	if (a == InvalidAttrNumber || g->oldtup == NULL)
+		return false;
+	d1 = heap_getattr(g->oldtup, a, g->desc, &n1);
+	d2 = heap_getattr(g->newtup, a, g->desc, &n2);
+	if (n1 || n2)
+		return n1 != n2;
+	attr = TupleDescAttr(g->desc, a - 1);
+	return !datumIsEqual(d1, d2, attr->attbyval, attr->attlen);
+}
+
+static char *
+uuid_text(Datum d)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out, d));
+}
+
+static char *
+row_id_text(GuardCtx *g)
+{
+	bool		isnull;
+	Datum		id = get_new(g, AC_C_ID, &isnull);
+
+	return isnull ? pstrdup("(no id)") : uuid_text(id);
+}
+
+/* A varchar(n) audit value, clipped to the column's length */
+static Datum
+audit_name_datum(const char *s)
+{
+	int			len = strlen(s);
+
+	len = pg_mbcliplen(s, len, AUDIT_NAME_LEN);
+	return PointerGetDatum(cstring_to_text_with_len(s, len));
+}
+
+static const char *
+table_label(AcTable t)
+{
+	switch (t)
+	{
+		case AC_T_RUN:
+			return "run";
+		case AC_T_BATCH_EXECUTION:
+			return "batch execution";
+		case AC_T_ITEM_EXECUTION:
+			return "item execution";
+		case AC_T_ORCHESTRATION_INSTANCE:
+			return "orchestration instance";
+		default:
+			return ac_table_name(t);
+	}
+}
+
+static bool
+is_status_table(AcTable t)
+{
+	return t == AC_T_RUN || t == AC_T_BATCH_EXECUTION ||
+		t == AC_T_ITEM_EXECUTION || t == AC_T_ORCHESTRATION_INSTANCE;
+}
+
+static void
+raise_transition(GuardCtx *g, const char *msg, const char *detail_fmt_status)
+{
+	char		conname[NAMEDATALEN];
+
+	snprintf(conname, sizeof(conname), "%s_status_transition", ac_table_name(g->table));
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("%s", msg),
+			 errdetail("%s %s, %s.", table_label(g->table), row_id_text(g),
+					   detail_fmt_status),
+			 errtableconstraint(g->rel, conname)));
+}
+
+static void
+raise_retry_limit(GuardCtx *g, const char *msg, const char *detail, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("%s", msg),
+			 errdetail("item execution %s: %s.", row_id_text(g), detail),
+			 hint ? errhint("%s", hint) : 0,
+			 errtableconstraint(g->rel, "item_execution_retry_limit")));
+}
+
+/*
+ * Audit fields and the version. created_by/updated_by keep a value the
+ * statement set; otherwise they get the actor.
+ */
+static char *
+guard_audit(GuardCtx *g)
+{
+	bool		isnull;
+	Datum		d;
+	char	   *actor = NULL;
+	char	   *updated_by;
+
+	edit_set(&g->edit, att(g, AC_C_UPDATED_AT), TimestampTzGetDatum(g->now), false);
+
+	if (g->oldtup == NULL)
+	{
+		edit_set(&g->edit, att(g, AC_C_CREATED_AT), TimestampTzGetDatum(g->now), false);
+		edit_set(&g->edit, att(g, AC_C_VERSION), Int32GetDatum(1), false);
+		(void) get_new(g, AC_C_CREATED_BY, &isnull);
+		if (isnull)
+		{
+			actor = ac_actor();
+			edit_set(&g->edit, att(g, AC_C_CREATED_BY), audit_name_datum(actor), false);
+		}
+		d = get_new(g, AC_C_UPDATED_BY, &isnull);
+		if (isnull)
+		{
+			if (actor == NULL)
+				actor = ac_actor();
+			edit_set(&g->edit, att(g, AC_C_UPDATED_BY), audit_name_datum(actor), false);
+			updated_by = actor;
+		}
+		else
+			updated_by = TextDatumGetCString(d);
+	}
+	else
+	{
+		int32		version;
+
+		d = get_old(g, AC_C_CREATED_AT, &isnull);
+		edit_set(&g->edit, att(g, AC_C_CREATED_AT), d, isnull);
+		d = get_old(g, AC_C_CREATED_BY, &isnull);
+		edit_set(&g->edit, att(g, AC_C_CREATED_BY), d, isnull);
+		d = get_old(g, AC_C_VERSION, &isnull);
+		version = isnull ? 0 : DatumGetInt32(d);
+		if (version == PG_INT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("version of %s %s is out of range", table_label(g->table), row_id_text(g))));
+		edit_set(&g->edit, att(g, AC_C_VERSION), Int32GetDatum(version + 1), false);
+
+		d = get_new(g, AC_C_UPDATED_BY, &isnull);
+		if (col_changed(g, AC_C_UPDATED_BY) && !isnull)
+			updated_by = TextDatumGetCString(d);
+		else
+		{
+			updated_by = ac_actor();
+			edit_set(&g->edit, att(g, AC_C_UPDATED_BY), audit_name_datum(updated_by), false);
+		}
+	}
+	return updated_by;
+}
+
+/* Trim white space around a name-like column; refuse it when empty. */
+static void
+guard_name(GuardCtx *g, AcCol c, const char *what)
+{
+	bool		isnull;
+	Datum		d = get_new(g, c, &isnull);
+	text	   *t;
+	const char *s;
+	int			len;
+	int			start = 0;
+	int			end;
+
+	if (isnull || att(g, c) == InvalidAttrNumber)
+		return;					/* NOT NULL reports it */
+	t = DatumGetTextPP(d);
+	s = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
+	end = len;
+	while (start < end && (s[start] == ' ' || s[start] == '\t' || s[start] == '\n' ||
+						   s[start] == '\r' || s[start] == '\v' || s[start] == '\f'))
+		start++;
+	while (end > start && (s[end - 1] == ' ' || s[end - 1] == '\t' || s[end - 1] == '\n' ||
+						   s[end - 1] == '\r' || s[end - 1] == '\v' || s[end - 1] == '\f'))
+		end--;
+	if (start == end)
+	{
+		char		conname[NAMEDATALEN];
+
+		snprintf(conname, sizeof(conname), "%s_%s_not_empty", ac_table_name(g->table), what);
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("%s %s must not be empty", table_label(g->table), what),
+				 errdetail("%s %s has an empty or blank %s.", table_label(g->table),
+						   row_id_text(g), what),
+				 errtableconstraint(g->rel, conname)));
+	}
+	if (start > 0 || end < len)
+		edit_set(&g->edit, att(g, c),
+				 PointerGetDatum(cstring_to_text_with_len(s + start, end - start)), false);
+}
+
+/* A run can only be created for an active automation. */
+static void
+guard_run_insert(GuardCtx *g)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+	Datum		automation_id = get_new(g, AC_C_AUTOMATION_ID, &isnull);
+	int			rc;
+
+	if (isnull)
+		return;
+	SPI_connect();
+	if (plan == NULL)
+	{
+		Oid			argtypes[1] = {UUIDOID};
+
+		plan = SPI_prepare("SELECT is_active FROM automation_core.automation WHERE id = $1",
+						   1, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+	}
+	rc = SPI_execute_plan(plan, &automation_id, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		bool		active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (!active)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot start a run of an inactive automation"),
+					 errdetail("automation %s is inactive.", uuid_text(automation_id)),
+					 errhint("Set is_active = true on the automation first.")));
+	}
+	SPI_finish();
+}
+
+static TimestampTz
+backoff_time(TimestampTz now, int32 attempt_count)
+{
+	int64		delay_ms = ac_retry_base_ms;
+	int			i;
+
+	for (i = 1; i < attempt_count && delay_ms < ac_retry_max_ms; i++)
+		delay_ms *= 2;
+	if (delay_ms > ac_retry_max_ms)
+		delay_ms = ac_retry_max_ms;
+	return now + delay_ms * INT64CONST(1000);
+}
+
+/*
+ * The state machine on INSERT: new rows are pending, with no timestamps
+ * and, for item executions, no attempts.
+ */
+static void
+guard_status_insert(GuardCtx *g)
+{
+	bool		isnull;
+	AcStatus	st;
+	int32		attempts;
+
+	st = ac_status_of_datum(get_new(g, AC_C_STATUS, &isnull));
+	if (st != AC_PENDING)
+	{
+		char	   *msg = psprintf("a new %s must be pending", table_label(g->table));
+
+		raise_transition(g, msg, psprintf("inserted as %s", ac_status_name(st)));
+	}
+	(void) get_new(g, AC_C_STARTED_AT, &isnull);
+	if (!isnull)
+		raise_transition(g, psprintf("started_at of a new %s is set by automation_core",
+									 table_label(g->table)), "started_at given");
+	(void) get_new(g, AC_C_FINISHED_AT, &isnull);
+	if (!isnull)
+		raise_transition(g, psprintf("finished_at of a new %s is set by automation_core",
+									 table_label(g->table)), "finished_at given");
+
+	if (g->table == AC_T_ITEM_EXECUTION)
+	{
+		attempts = DatumGetInt32(get_new(g, AC_C_ATTEMPT_COUNT, &isnull));
+		if (!isnull && attempts != 0)
+			raise_retry_limit(g, "attempt_count is set by automation_core",
+							  psprintf("inserted with attempt_count %d", attempts),
+							  "Leave attempt_count out; it counts the attempts started.");
+	}
+	if (g->table == AC_T_RUN)
+		guard_run_insert(g);
+}
+
+/* Columns that a terminal row keeps forever, per table */
+static bool
+tracking_changed(GuardCtx *g)
+{
+	static const AcCol common[] = {AC_C_STATUS, AC_C_STARTED_AT, AC_C_FINISHED_AT};
+	static const AcCol item[] = {AC_C_RESULT_PAYLOAD, AC_C_ERROR_MESSAGE,
+		AC_C_ATTEMPT_COUNT, AC_C_MAX_ATTEMPTS, AC_C_WORKER, AC_C_LEASE_EXPIRES_AT,
+	AC_C_NEXT_ATTEMPT_AT};
+	static const AcCol run[] = {AC_C_ERROR_SUMMARY, AC_C_CANCELLATION_REASON};
+	static const AcCol orch[] = {AC_C_DURATION_SECONDS};
+	int			i;
+
+	for (i = 0; i < lengthof(common); i++)
+		if (col_changed(g, common[i]))
+			return true;
+	if (g->table == AC_T_ITEM_EXECUTION)
+	{
+		for (i = 0; i < lengthof(item); i++)
+			if (col_changed(g, item[i]))
+				return true;
+	}
+	else if (g->table == AC_T_RUN)
+	{
+		for (i = 0; i < lengthof(run); i++)
+			if (col_changed(g, run[i]))
+				return true;
+	}
+	else if (g->table == AC_T_ORCHESTRATION_INSTANCE)
+	{
+		for (i = 0; i < lengthof(orch); i++)
+			if (col_changed(g, orch[i]))
+				return true;
+	}
+	return false;
+}
+
+/* Retry limits and the attempt counter of an item execution UPDATE */
+static void
+guard_item_attempts(GuardCtx *g, AcStatus from, AcStatus to)
+{
+	bool		isnull;
+	bool		max_null;
+	int32		old_count;
+	int32		count;
+	int32		max_attempts;
+
+	old_count = DatumGetInt32(get_old(g, AC_C_ATTEMPT_COUNT, &isnull));
+	max_attempts = DatumGetInt32(get_new(g, AC_C_MAX_ATTEMPTS, &max_null));
+
+	if (col_changed(g, AC_C_ATTEMPT_COUNT))
+		raise_retry_limit(g, "attempt_count is set by automation_core",
+						  psprintf("attempt_count is %d", old_count),
+						  "Leave attempt_count out of the UPDATE; entering processing counts an attempt.");
+
+	count = old_count;
+	if (to == AC_PROCESSING && from != AC_PROCESSING)
+	{
+		if (!max_null && old_count >= max_attempts)
+			raise_retry_limit(g, "item execution has no attempts left",
+							  psprintf("%d of %d attempts used", old_count, max_attempts),
+							  "Raise max_attempts to allow another attempt.");
+		count = old_count + 1;
+		edit_set(&g->edit, att(g, AC_C_ATTEMPT_COUNT), Int32GetDatum(count), false);
+	}
+	else if (to == AC_RETRYING && from != AC_RETRYING)
+	{
+		if (max_null)
+			raise_retry_limit(g, "item execution without max_attempts cannot retry",
+							  psprintf("status %s, max_attempts is null", ac_status_name(from)),
+							  "Set max_attempts, or move the item to failed.");
+		if (old_count >= max_attempts)
+			raise_retry_limit(g, "item execution has no attempts left to retry",
+							  psprintf("%d of %d attempts used", old_count, max_attempts),
+							  "Move the item to failed, or raise max_attempts.");
+	}
+
+	if (!max_null && max_attempts < count)
+		raise_retry_limit(g, "max_attempts cannot be below attempt_count",
+						  psprintf("max_attempts %d, attempt_count %d", max_attempts, count),
+						  NULL);
+}
+
+/* The state machine on UPDATE */
+static void
+guard_status_update(GuardCtx *g, AcStatus from, AcStatus to)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (ac_status_is_terminal(from))
+	{
+		if (tracking_changed(g))
+			raise_transition(g,
+							 psprintf("%s is %s and can no longer change",
+									  table_label(g->table), ac_status_name(from)),
+							 psprintf("status %s", ac_status_name(from)));
+		return;
+	}
+
+	if (from != to && !ac_transition_allowed(g->table, from, to))
+		raise_transition(g,
+						 psprintf("%s status cannot change from %s to %s",
+								  table_label(g->table), ac_status_name(from), ac_status_name(to)),
+						 psprintf("status %s", ac_status_name(from)));
+
+	if (col_changed(g, AC_C_STARTED_AT) || col_changed(g, AC_C_FINISHED_AT))
+		raise_transition(g,
+						 psprintf("started_at and finished_at of a %s are set by automation_core",
+								  table_label(g->table)),
+						 psprintf("status %s", ac_status_name(from)));
+
+	if (g->table == AC_T_ITEM_EXECUTION)
+		guard_item_attempts(g, from, to);
+
+	if (from == to)
+		return;
+
+	if (to == AC_PROCESSING)
+	{
+		(void) get_old(g, AC_C_STARTED_AT, &isnull);
+		if (g->table == AC_T_ITEM_EXECUTION || isnull)
+			edit_set(&g->edit, att(g, AC_C_STARTED_AT), TimestampTzGetDatum(g->now), false);
+		if (g->table == AC_T_ITEM_EXECUTION)
+		{
+			d = get_new(g, AC_C_LEASE_EXPIRES_AT, &isnull);
+			if (isnull || !col_changed(g, AC_C_LEASE_EXPIRES_AT))
+				edit_set(&g->edit, att(g, AC_C_LEASE_EXPIRES_AT),
+						 TimestampTzGetDatum(g->now + (int64) ac_default_lease_ms * 1000),
+						 false);
+			edit_set(&g->edit, att(g, AC_C_NEXT_ATTEMPT_AT), (Datum) 0, true);
+		}
+	}
+	else if (to == AC_RETRYING)
+	{
+		d = get_new(g, AC_C_NEXT_ATTEMPT_AT, &isnull);
+		if (isnull || !col_changed(g, AC_C_NEXT_ATTEMPT_AT))
+		{
+			int32		count = DatumGetInt32(get_old(g, AC_C_ATTEMPT_COUNT, &isnull));
+
+			edit_set(&g->edit, att(g, AC_C_NEXT_ATTEMPT_AT),
+					 TimestampTzGetDatum(backoff_time(g->now, count)), false);
+		}
+		edit_set(&g->edit, att(g, AC_C_LEASE_EXPIRES_AT), (Datum) 0, true);
+	}
+	else if (ac_status_is_terminal(to))
+	{
+		edit_set(&g->edit, att(g, AC_C_FINISHED_AT), TimestampTzGetDatum(g->now), false);
+		if (g->table == AC_T_ITEM_EXECUTION)
+		{
+			edit_set(&g->edit, att(g, AC_C_LEASE_EXPIRES_AT), (Datum) 0, true);
+			edit_set(&g->edit, att(g, AC_C_NEXT_ATTEMPT_AT), (Datum) 0, true);
+		}
+		if (g->table == AC_T_ORCHESTRATION_INSTANCE &&
+			!col_changed(g, AC_C_DURATION_SECONDS))
+		{
+			d = get_old(g, AC_C_STARTED_AT, &isnull);
+			if (isnull)
+				edit_set(&g->edit, att(g, AC_C_DURATION_SECONDS), (Datum) 0, true);
+			else
+			{
+				int64		secs = (g->now - DatumGetTimestampTz(d)) / USECS_PER_SEC;
+
+				if (secs < 0)
+					secs = 0;
+				if (secs > PG_INT32_MAX)
+					secs = PG_INT32_MAX;
+				edit_set(&g->edit, att(g, AC_C_DURATION_SECONDS), Int32GetDatum((int32) secs), false);
+			}
+		}
+	}
+}
+
+/* Events and roll-up notes for a status change, from the final row */
+static void
+after_status_change(GuardCtx *g, HeapTuple final, AcStatus from, AcStatus to)
+{
+	AcEventRow	ev;
+	bool		isnull;
+	Datum		d;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.table = g->table;
+	ev.old_status = from;
+	ev.new_status = to;
+	ev.entity_id = heap_getattr(final, att(g, AC_C_ID), g->desc, &isnull);
+	ev.in_cascade = ac_cascade_depth > 0;
+	if (g->table == AC_T_RUN)
+	{
+		ev.run_id = ev.entity_id;
+		ev.has_run_id = true;
+		ev.automation_id = heap_getattr(final, att(g, AC_C_AUTOMATION_ID), g->desc, &isnull);
+		ev.has_automation_id = !isnull;
+	}
+	else if (g->table != AC_T_ORCHESTRATION_INSTANCE)
+	{
+		ev.run_id = heap_getattr(final, att(g, AC_C_RUN_ID), g->desc, &isnull);
+		ev.has_run_id = !isnull;
+	}
+	if (g->table == AC_T_ITEM_EXECUTION)
+	{
+		ev.attempt = DatumGetInt32(heap_getattr(final, att(g, AC_C_ATTEMPT_COUNT), g->desc, &isnull));
+		d = heap_getattr(final, att(g, AC_C_ERROR_MESSAGE), g->desc, &isnull);
+		ev.error = isnull ? NULL : TextDatumGetCString(d);
+	}
+	ac_event_on_transition(&ev);
+
+	if (ac_cascade_depth > 0)
+		return;
+	if (g->table == AC_T_ITEM_EXECUTION)
+	{
+		d = heap_getattr(final, att(g, AC_C_BATCH_EXECUTION_ID), g->desc, &isnull);
+		if (to == AC_PROCESSING)
+			ac_rollup_note(AC_ROLLUP_BATCH_START, d);
+		else if (ac_status_is_terminal(to))
+			ac_rollup_note(AC_ROLLUP_BATCH_CHECK, d);
+	}
+	else if (g->table == AC_T_BATCH_EXECUTION && ev.has_run_id)
+	{
+		if (to == AC_PROCESSING)
+			ac_rollup_note(AC_ROLLUP_RUN_START, ev.run_id);
+		else if (ac_status_is_terminal(to))
+			ac_rollup_note(AC_ROLLUP_RUN_CHECK, ev.run_id);
+	}
+}
+
+static void
+check_trigger_call(FunctionCallInfo fcinfo, const char *fname, bool before)
+{
+	TriggerData *td;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s: not called by trigger manager", fname)));
+	td = (TriggerData *) fcinfo->context;
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		(before ? !TRIGGER_FIRED_BEFORE(td->tg_event) : !TRIGGER_FIRED_AFTER(td->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s: must be fired %s, for each row", fname, before ? "before" : "after")));
+}
+
+Datum
+ac_guard_row(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	GuardCtx	g;
+	HeapTuple	final;
+	char	   *actor;
+	bool		isnull;
+	AcStatus	from = AC_STATUS_INVALID;
+	AcStatus	to = AC_STATUS_INVALID;
+	bool		status_table;
+
+	check_trigger_call(fcinfo, "guard_row", true);
+	td = (TriggerData *) fcinfo->context;
+	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event) && !TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("guard_row: must be fired on INSERT or UPDATE")));
+
+	memset(&g, 0, sizeof(g));
+	g.rel = td->tg_relation;
+	g.desc = RelationGetDescr(g.rel);
+	g.table = ac_table_of(RelationGetRelid(g.rel));
+	if (g.table == AC_T_INVALID)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("guard_row: table \"%s\" does not belong to automation_core",
+						RelationGetRelationName(g.rel))));
+	g.now = ac_now();
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		g.newtup = td->tg_trigtuple;
+	else
+	{
+		g.newtup = td->tg_newtuple;
+		g.oldtup = td->tg_trigtuple;
+	}
+
+	actor = guard_audit(&g);
+
+	if (g.table == AC_T_AUTOMATION || g.table == AC_T_BATCH || g.table == AC_T_ENGINE)
+		guard_name(&g, AC_C_NAME, "name");
+	if (g.table == AC_T_ENGINE)
+		guard_name(&g, AC_C_TYPE, "type");
+
+	status_table = is_status_table(g.table);
+	if (status_table)
+	{
+		if (g.oldtup == NULL)
+			guard_status_insert(&g);
+		else
+		{
+			from = ac_status_of_datum(get_old(&g, AC_C_STATUS, &isnull));
+			to = ac_status_of_datum(get_new(&g, AC_C_STATUS, &isnull));
+			guard_status_update(&g, from, to);
+		}
+	}
+
+	final = g.edit.n > 0 ?
+		heap_modify_tuple_by_cols(g.newtup, g.desc, g.edit.n, g.edit.cols,
+								  g.edit.vals, g.edit.nulls) :
+		g.newtup;
+
+	if (status_table && g.oldtup != NULL && from != to)
+	{
+		if (g.table == AC_T_ITEM_EXECUTION)
+			ac_history_append(heap_getattr(final, att(&g, AC_C_ID), g.desc, &isnull),
+							  from, to, actor);
+		after_status_change(&g, final, from, to);
+	}
+
+	return PointerGetDatum(final);
+}
+
+/* AFTER INSERT on item_execution: the first history row (NULL -> pending) */
+Datum
+ac_after_insert_row(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		id;
+	Datum		by;
+	AcStatus	st;
+
+	check_trigger_call(fcinfo, "after_insert_row", false);
+	td = (TriggerData *) fcinfo->context;
+	if (ac_table_of(RelationGetRelid(td->tg_relation)) != AC_T_ITEM_EXECUTION ||
+		!TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("after_insert_row: must be fired after INSERT on automation_core.item_execution")));
+	tup = td->tg_trigtuple;
+	desc = RelationGetDescr(td->tg_relation);
+	id = heap_getattr(tup, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID), desc, &isnull);
+	st = ac_status_of_datum(heap_getattr(tup, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS), desc, &isnull));
+	by = heap_getattr(tup, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_CREATED_BY), desc, &isnull);
+	ac_history_append(id, AC_STATUS_INVALID, st, isnull ? ac_actor() : TextDatumGetCString(by));
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,506 @@
+/*-------------------------------------------------------------------------
+ *
+ * rollup.c
+ *		Roll-up of item executions into their batch execution and of batch
+ *		executions into their run, and the cancellation cascade.
+ *
+ *		Row triggers note what may need doing; the AFTER STATEMENT trigger
+ *		does it once per batch execution or run. Finishing an item must not
+ *		lock its batch execution every time, or every worker of a batch would
+ *		queue behind one row until commit. Instead a finisher proves that it
+ *		is not the last one:
+ *
+ *		1. It locks one other open item execution of the batch execution
+ *		   (FOR NO KEY UPDATE SKIP LOCKED, from the tail of the queue). If it
+ *		   gets one, that item cannot end before this transaction commits, and
+ *		   whoever ends it will run this check later and see this commit. Done.
+ *		2. Otherwise every open item is being changed by a transaction still
+ *		   in progress, or none is left. It locks the batch execution row and,
+ *		   with a snapshot taken after the lock, looks again: if no item is
+ *		   open it rolls the batch execution up; if some are, their
+ *		   transactions will queue on the same row lock after this one commits
+ *		   and decide then.
+ *
+ *		Batch executions end rarely, so the run level simply locks the run
+ *		row before it looks. Every check reads with the latest snapshot, so
+ *		it also works under REPEATABLE READ.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/uuid.h"
+
+#include "automation_core.h"
+
+PG_FUNCTION_INFO_V1(ac_after_statement);
+PG_FUNCTION_INFO_V1(ac_after_update_row);
+
+typedef struct RollupEntry
+{
+	AcRollupKind kind;
+	pg_uuid_t	id;
+} RollupEntry;
+
+/* Work noted in this transaction, in TopTransactionContext */
+static RollupEntry *pending = NULL;
+static int	npending = 0;
+static int	maxpending = 0;
+
+/* Batch executions known to have left pending in a committed transaction */
+static HTAB *started_batches = NULL;
+
+/* Seen started in this transaction; added to started_batches at commit */
+static pg_uuid_t *seen_started = NULL;
+static int	nseen = 0;
+static int	maxseen = 0;
+
+int			ac_cascade_depth = 0;
+
+/* Kept plans */
+enum
+{
+	P_BATCH_STATUS,
+	P_BATCH_START,
+	P_RUN_START,
+	P_LOCK_OPEN_ITEM,
+	P_LOCK_BATCH,
+	P_BATCH_SUMMARY,
+	P_BATCH_SET,
+	P_LOCK_RUN,
+	P_RUN_SUMMARY,
+	P_RUN_FAILED_COUNT,
+	P_RUN_SET,
+	P_CASCADE_RUN,
+	P_CASCADE_BATCH,
+	P_NPLANS
+};
+
+static const char *const plan_sql[P_NPLANS] = {
+	[P_BATCH_STATUS] =
+	"SELECT status FROM automation_core.batch_execution WHERE id = $1",
+	[P_BATCH_START] =
+	"UPDATE automation_core.batch_execution SET status = 'processing' "
+	"WHERE id = $1 AND status = 'pending'",
+	[P_RUN_START] =
+	"UPDATE automation_core.run SET status = 'processing' "
+	"WHERE id = $1 AND status = 'pending'",
+	[P_LOCK_OPEN_ITEM] =
+	"SELECT 1 FROM automation_core.item_execution "
+	"WHERE batch_execution_id = $1 AND status IN ('pending', 'processing', 'retrying') "
+	"ORDER BY queue_position DESC LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED",
+	[P_LOCK_BATCH] =
+	"SELECT status FROM automation_core.batch_execution WHERE id = $1 FOR NO KEY UPDATE",
+	[P_BATCH_SUMMARY] =
+	"SELECT EXISTS (SELECT 1 FROM automation_core.item_execution "
+	"               WHERE batch_execution_id = $1 AND status IN ('pending', 'processing', 'retrying')), "
+	"       EXISTS (SELECT 1 FROM automation_core.item_execution "
+	"               WHERE batch_execution_id = $1 AND status = 'failed'), "
+	"       EXISTS (SELECT 1 FROM automation_core.item_execution "
+	"               WHERE batch_execution_id = $1 AND status <> 'cancelled')",
+	[P_BATCH_SET] =
+	"UPDATE automation_core.batch_execution SET status = $2 WHERE id = $1",
+	[P_LOCK_RUN] =
+	"SELECT status FROM automation_core.run WHERE id = $1 FOR NO KEY UPDATE",
+	[P_RUN_SUMMARY] =
+	"SELECT EXISTS (SELECT 1 FROM automation_core.batch_execution "
+	"               WHERE run_id = $1 AND status IN ('pending', 'processing', 'retrying')), "
+	"       EXISTS (SELECT 1 FROM automation_core.batch_execution "
+	"               WHERE run_id = $1 AND status = 'failed'), "
+	"       EXISTS (SELECT 1 FROM automation_core.batch_execution "
+	"               WHERE run_id = $1 AND status <> 'cancelled')",
+	[P_RUN_FAILED_COUNT] =
+	"SELECT pg_catalog.format('%s of %s item executions failed', "
+	"         count(*) FILTER (WHERE status = 'failed'), count(*)) "
+	"FROM automation_core.item_execution WHERE run_id = $1",
+	[P_RUN_SET] =
+	"UPDATE automation_core.run SET status = $2, "
+	"       error_summary = COALESCE($3, error_summary) WHERE id = $1",
+	[P_CASCADE_RUN] =
+	"UPDATE automation_core.batch_execution SET status = 'cancelled' "
+	"WHERE run_id = $1 AND status IN ('pending', 'processing')",
+	[P_CASCADE_BATCH] =
+	"UPDATE automation_core.item_execution SET status = 'cancelled' "
+	"WHERE batch_execution_id = $1 AND status IN ('pending', 'processing', 'retrying')",
+};
+
+static SPIPlanPtr plans[P_NPLANS];
+
+static SPIPlanPtr
+get_plan(int which)
+{
+	if (plans[which] == NULL)
+	{
+		Oid			argtypes[3] = {UUIDOID, ac_status_type_oid(), TEXTOID};
+		int			nargs = 1;
+		SPIPlanPtr	p;
+
+		if (which == P_BATCH_SET)
+			nargs = 2;
+		else if (which == P_RUN_SET)
+			nargs = 3;
+		p = SPI_prepare(plan_sql[which], nargs, argtypes);
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", plan_sql[which],
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		plans[which] = p;
+	}
+	return plans[which];
+}
+
+/* Run a kept plan; latest = with a snapshot taken now (sees every commit). */
+static int
+exec_plan(int which, Datum *values, const char *nulls, bool latest, long limit)
+{
+	int			rc;
+
+	if (latest)
+		rc = SPI_execute_snapshot(get_plan(which), values, nulls,
+								  GetLatestSnapshot(), InvalidSnapshot,
+								  false, true, limit);
+	else
+		rc = SPI_execute_plan(get_plan(which), values, nulls, false, limit);
+	if (rc < 0)
+		elog(ERROR, "SPI failed for \"%s\": %s", plan_sql[which], SPI_result_code_string(rc));
+	return rc;
+}
+
+static bool
+result_bool(int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
+
+static AcStatus
+result_status(void)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+	return isnull ? AC_STATUS_INVALID : ac_status_of_datum(d);
+}
+
+void
+ac_rollup_note(AcRollupKind kind, Datum id)
+{
+	pg_uuid_t  *u = DatumGetUUIDP(id);
+	int			i;
+
+	/* the same work noted by the same statement is done once */
+	for (i = npending - 1; i >= 0 && i >= npending - 16; i--)
+		if (pending[i].kind == kind && memcmp(&pending[i].id, u, sizeof(pg_uuid_t)) == 0)
+			return;
+
+	if (kind == AC_ROLLUP_BATCH_START && started_batches != NULL)
+	{
+		bool		found;
+
+		(void) hash_search(started_batches, u, HASH_FIND, &found);
+		if (found)
+			return;
+	}
+
+	if (npending >= maxpending)
+	{
+		int			newmax = maxpending == 0 ? 16 : maxpending * 2;
+
+		if (pending == NULL)
+			pending = MemoryContextAlloc(TopTransactionContext, newmax * sizeof(RollupEntry));
+		else
+			pending = repalloc(pending, newmax * sizeof(RollupEntry));
+		maxpending = newmax;
+	}
+	pending[npending].kind = kind;
+	memcpy(&pending[npending].id, u, sizeof(pg_uuid_t));
+	npending++;
+}
+
+static void
+remember_started(pg_uuid_t *u)
+{
+	if (nseen >= maxseen)
+	{
+		int			newmax = maxseen == 0 ? 8 : maxseen * 2;
+
+		if (seen_started == NULL)
+			seen_started = MemoryContextAlloc(TopTransactionContext, newmax * sizeof(pg_uuid_t));
+		else
+			seen_started = repalloc(seen_started, newmax * sizeof(pg_uuid_t));
+		maxseen = newmax;
+	}
+	memcpy(&seen_started[nseen++], u, sizeof(pg_uuid_t));
+}
+
+static void
+batch_start(Datum id)
+{
+	AcStatus	st;
+
+	exec_plan(P_BATCH_STATUS, &id, NULL, false, 1);
+	if (SPI_processed == 0)
+		return;
+	st = result_status();
+	if (st == AC_PENDING)
+		exec_plan(P_BATCH_START, &id, NULL, false, 0);
+	remember_started(DatumGetUUIDP(id));
+}
+
+static void
+run_start(Datum id)
+{
+	exec_plan(P_RUN_START, &id, NULL, false, 0);
+}
+
+static void
+batch_check(Datum id)
+{
+	AcStatus	st;
+	AcStatus	target;
+	bool		any_failed;
+	bool		all_cancelled;
+	Datum		args[2];
+
+	/* 1. another open item we can hold: someone after us will decide */
+	exec_plan(P_LOCK_OPEN_ITEM, &id, NULL, true, 1);
+	if (SPI_processed > 0)
+		return;
+
+	/* 2. lock the batch execution, then look with a fresh snapshot */
+	exec_plan(P_LOCK_BATCH, &id, NULL, false, 1);
+	if (SPI_processed == 0)
+		return;
+	st = result_status();
+	if (ac_status_is_terminal(st))
+		return;
+	exec_plan(P_BATCH_SUMMARY, &id, NULL, true, 1);
+	if (result_bool(1))
+		return;
+	any_failed = result_bool(2);
+	all_cancelled = !result_bool(3);
+	target = any_failed ? AC_FAILED : (all_cancelled ? AC_CANCELLED : AC_COMPLETED);
+
+	args[0] = id;
+	if (st == AC_PENDING && target != AC_CANCELLED)
+	{
+		args[1] = ac_status_datum(AC_PROCESSING);
+		exec_plan(P_BATCH_SET, args, NULL, false, 0);
+	}
+	args[1] = ac_status_datum(target);
+	exec_plan(P_BATCH_SET, args, NULL, false, 0);
+}
+
+static void
+run_check(Datum id)
+{
+	AcStatus	st;
+	AcStatus	target;
+	bool		any_failed;
+	bool		all_cancelled;
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', 'n'};
+
+	exec_plan(P_LOCK_RUN, &id, NULL, false, 1);
+	if (SPI_processed == 0)
+		return;
+	st = result_status();
+	if (ac_status_is_terminal(st))
+		return;
+	exec_plan(P_RUN_SUMMARY, &id, NULL, true, 1);
+	if (result_bool(1))
+		return;
+	any_failed = result_bool(2);
+	all_cancelled = !result_bool(3);
+	target = any_failed ? AC_FAILED : (all_cancelled ? AC_CANCELLED : AC_COMPLETED);
+
+	args[0] = id;
+	args[2] = (Datum) 0;
+	if (any_failed)
+	{
+		bool		isnull;
+
+		exec_plan(P_RUN_FAILED_COUNT, &id, NULL, true, 1);
+		args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		args[2] = PointerGetDatum(PG_DETOAST_DATUM_COPY(args[2]));
+		nulls[2] = ' ';
+	}
+	if (st == AC_PENDING && target != AC_CANCELLED)
+	{
+		char		n1[3] = {' ', ' ', 'n'};
+
+		args[1] = ac_status_datum(AC_PROCESSING);
+		exec_plan(P_RUN_SET, args, n1, false, 0);
+	}
+	args[1] = ac_status_datum(target);
+	exec_plan(P_RUN_SET, args, nulls, false, 0);
+}
+
+/* Carry out everything noted so far. */
+void
+ac_rollup_run_pending(void)
+{
+	if (npending == 0)
+		return;
+
+	SPI_connect();
+	while (npending > 0)
+	{
+		RollupEntry e = pending[0];
+		Datum		id = UUIDPGetDatum(&e.id);
+
+		memmove(&pending[0], &pending[1], (npending - 1) * sizeof(RollupEntry));
+		npending--;
+
+		switch (e.kind)
+		{
+			case AC_ROLLUP_BATCH_START:
+				batch_start(id);
+				break;
+			case AC_ROLLUP_BATCH_CHECK:
+				batch_check(id);
+				break;
+			case AC_ROLLUP_RUN_START:
+				run_start(id);
+				break;
+			case AC_ROLLUP_RUN_CHECK:
+				run_check(id);
+				break;
+		}
+	}
+	SPI_finish();
+}
+
+/*
+ * A run or batch execution entering cancelled cancels what it contains,
+ * in the same transaction. Item cancellations of the cascade write no
+ * events and note no roll-up.
+ */
+void
+ac_cascade_cancel(AcTable kind, Datum id)
+{
+	SPI_connect();
+	ac_cascade_depth++;
+	PG_TRY();
+	{
+		exec_plan(kind == AC_T_RUN ? P_CASCADE_RUN : P_CASCADE_BATCH, &id, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		ac_cascade_depth--;
+	}
+	PG_END_TRY();
+	SPI_finish();
+}
+
+Datum
+ac_after_statement(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("after_statement: not called by trigger manager")));
+	td = (TriggerData *) fcinfo->context;
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("after_statement: must be fired after the statement")));
+	ac_rollup_run_pending();
+	return PointerGetDatum(NULL);
+}
+
+Datum
+ac_after_update_row(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	AcTable		kind;
+	bool		isnull;
+	AcStatus	from;
+	AcStatus	to;
+	TupleDesc	desc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("after_update_row: not called by trigger manager")));
+	td = (TriggerData *) fcinfo->context;
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("after_update_row: must be fired after UPDATE, for each row")));
+	kind = ac_table_of(RelationGetRelid(td->tg_relation));
+	if (kind != AC_T_RUN && kind != AC_T_BATCH_EXECUTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("after_update_row: must be fired on run or batch_execution")));
+	desc = RelationGetDescr(td->tg_relation);
+	from = ac_status_of_datum(heap_getattr(td->tg_trigtuple, ac_attnum(kind, AC_C_STATUS), desc, &isnull));
+	to = ac_status_of_datum(heap_getattr(td->tg_newtuple, ac_attnum(kind, AC_C_STATUS), desc, &isnull));
+	if (to == AC_CANCELLED && from != AC_CANCELLED)
+		ac_cascade_cancel(kind, heap_getattr(td->tg_newtuple, ac_attnum(kind, AC_C_ID), desc, &isnull));
+	return PointerGetDatum(NULL);
+}
+
+static void
+rollup_xact_callback(XactEvent event, void *arg)
+{
+	int			i;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (nseen > 0)
+			{
+				if (started_batches == NULL)
+				{
+					HASHCTL		ctl;
+
+					ctl.keysize = sizeof(pg_uuid_t);
+					ctl.entrysize = sizeof(pg_uuid_t);
+					started_batches = hash_create("automation_core started batches", 1024,
+												  &ctl, HASH_ELEM | HASH_BLOBS);
+				}
+				if (hash_get_num_entries(started_batches) > 100000)
+				{
+					hash_destroy(started_batches);
+					started_batches = NULL;
+				}
+				else
+					for (i = 0; i < nseen; i++)
+						(void) hash_search(started_batches, &seen_started[i], HASH_ENTER, NULL);
+			}
+			/* FALLTHROUGH */
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			pending = NULL;
+			npending = maxpending = 0;
+			seen_started = NULL;
+			nseen = maxseen = 0;
+			ac_cascade_depth = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+void
+ac_rollup_init(void)
+{
+	RegisterXactCallback(rollup_xact_callback, NULL);
+}

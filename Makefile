@@ -9,6 +9,7 @@ OBJS = \
 	src/guard.o \
 	src/history.o \
 	src/rollup.o \
+	src/spi_util.o \
 	src/events.o \
 	src/api.o
 

@@ -16,7 +16,7 @@ OBJS = \
 DATA = automation_core--1.0.sql
 PGFILEDESC = "automation_core - automation state machine, work queue and events"
 
-REGRESS = install hostile_search_path status audit transitions retry history privileges orchestration
+REGRESS = install hostile_search_path status audit transitions retry history privileges orchestration rollup copy_replica
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
 ISOLATION = concurrent_finish concurrent_version
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso

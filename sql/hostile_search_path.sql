@@ -64,10 +64,10 @@ INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id,
 	JOIN automation_core.item i ON i.batch_id OPERATOR(pg_catalog.=) be.batch_id;
 UPDATE automation_core.item_execution SET status = 'processing';
 UPDATE automation_core.item_execution SET status = 'retrying'
-	WHERE item_id IN (SELECT id FROM automation_core.item WHERE sequence_number = 1);
+	WHERE item_id OPERATOR(pg_catalog.=) ANY (SELECT id FROM automation_core.item WHERE sequence_number = 1);
 UPDATE automation_core.item_execution SET status = 'processing' WHERE status::text = 'retrying';
 UPDATE automation_core.item_execution SET status = 'failed'
-	WHERE item_id IN (SELECT id FROM automation_core.item WHERE sequence_number = 1);
+	WHERE item_id OPERATOR(pg_catalog.=) ANY (SELECT id FROM automation_core.item WHERE sequence_number = 1);
 UPDATE automation_core.item_execution SET status = 'completed' WHERE status::text = 'processing';
 SELECT r.status::text, r.error_summary, r.version FROM automation_core.run r;
 SELECT be.status::text FROM automation_core.batch_execution be;
@@ -89,7 +89,7 @@ INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id)
 	JOIN automation_core.item i ON i.batch_id OPERATOR(pg_catalog.=) be.batch_id WHERE r.correlation_id = 'h2';
 UPDATE automation_core.run SET status = 'cancelled' WHERE correlation_id = 'h2';
 SELECT r.correlation_id, r.status::text, be.status::text AS batch,
-	(SELECT pg_catalog.string_agg(ie.status::text, ',') FROM automation_core.item_execution ie
+	(SELECT pg_catalog.string_agg(ie.status::text, ',' ORDER BY ie.status::text) FROM automation_core.item_execution ie
 	 WHERE ie.run_id OPERATOR(pg_catalog.=) r.id) AS items
 FROM automation_core.run r JOIN automation_core.batch_execution be ON be.run_id OPERATOR(pg_catalog.=) r.id
 ORDER BY 1;

@@ -18,7 +18,7 @@ PGFILEDESC = "automation_core - automation state machine, work queue and events"
 
 REGRESS = install hostile_search_path status audit transitions retry history privileges orchestration rollup copy_replica
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
-ISOLATION = concurrent_finish concurrent_version
+ISOLATION = concurrent_finish concurrent_version concurrent_rollup cancel_vs_complete
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso
 
 PG_CONFIG ?= pg_config

@@ -10,7 +10,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${AC_BENCH_RUNS:-3}
 SECS=${AC_BENCH_SECONDS:-8}
-POOL=${AC_BENCH_POOL:-60000}
+POOL=${AC_BENCH_POOL:-80000}
 TARGET=1.15
 
 log() { printf '   %s\n' "$*" >&2; }

@@ -10,7 +10,13 @@ OBJS = \
 	src/history.o \
 	src/rollup.o \
 	src/events.o \
-	src/api.o
+	src/api.o \
+	src/jsregex.o \
+	src/unicode_props.o \
+	src/jsonschema_compile.o \
+	src/jsonschema_validate.o \
+	src/jsonschema_sql.o \
+	src/payload.o
 
 DATA = automation_core--1.0.sql
 PGFILEDESC = "automation_core - automation state machine, work queue and events"

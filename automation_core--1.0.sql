@@ -366,3 +366,29 @@ SELECT pg_catalog.pg_extension_config_dump('automation_core.orchestration_instan
 SELECT pg_catalog.pg_extension_config_dump('automation_core.run_orchestration', '');
 SELECT pg_catalog.pg_extension_config_dump('automation_core.item_execution_queue_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('automation_core.item_state_history_id_seq', '');
+
+--------------------------------------------------------------------------
+-- JSON Schema (draft 2020-12): validator functions and payload enforcement
+--------------------------------------------------------------------------
+
+CREATE FUNCTION automation_core.jsonschema_is_valid(schema jsonb, instance jsonb)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'ac_jsonschema_is_valid'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION automation_core.jsonschema_is_valid(jsonb, jsonb) IS
+	'true when instance is valid against the JSON Schema (draft 2020-12); an invalid schema raises 22023';
+
+CREATE FUNCTION automation_core.jsonschema_errors(schema jsonb, instance jsonb,
+		OUT instance_path text, OUT schema_path text, OUT message text)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'ac_jsonschema_errors'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION automation_core.jsonschema_errors(jsonb, jsonb) IS
+	'every way instance fails the JSON Schema, with JSON pointers to the instance location and the schema keyword; no rows when valid';
+
+CREATE FUNCTION automation_core.jsonschema_check(schema jsonb)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'ac_jsonschema_check'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION automation_core.jsonschema_check(jsonb) IS
+	'true when schema is a valid JSON Schema (draft 2020-12) this validator can use; false otherwise, never an error';

@@ -351,6 +351,88 @@ CREATE TRIGGER history_guard_truncate BEFORE TRUNCATE ON automation_core.item_st
 	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.history_guard();
 
 --------------------------------------------------------------------------
+-- Execution API
+--------------------------------------------------------------------------
+
+CREATE FUNCTION automation_core.start_run(automation_id uuid,
+										  correlation_id text DEFAULT NULL,
+										  max_attempts integer DEFAULT NULL)
+	RETURNS automation_core.run
+	AS 'MODULE_PATHNAME', 'ac_start_run' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.start_run(uuid, text, integer) IS
+	'creates a run with one batch execution per active batch and one item execution per active item, and starts it';
+
+CREATE FUNCTION automation_core.claim(run_id uuid DEFAULT NULL,
+									  worker text DEFAULT NULL,
+									  max_items integer DEFAULT 1,
+									  lease interval DEFAULT '5 minutes')
+	RETURNS SETOF automation_core.item_execution
+	AS 'MODULE_PATHNAME', 'ac_claim' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.claim(uuid, text, integer, interval) IS
+	'moves up to max_items ready item executions to processing, oldest first, each to one worker only; attempt_count is the fencing token';
+
+CREATE FUNCTION automation_core.heartbeat(item_execution_id uuid, attempt integer,
+										  lease interval DEFAULT '5 minutes')
+	RETURNS automation_core.item_execution
+	AS 'MODULE_PATHNAME', 'ac_heartbeat' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.heartbeat(uuid, integer, interval) IS
+	'extends the lease of a processing item execution held with this attempt';
+
+CREATE FUNCTION automation_core.complete(item_execution_id uuid, result jsonb DEFAULT NULL,
+										 attempt integer DEFAULT NULL)
+	RETURNS automation_core.item_execution
+	AS 'MODULE_PATHNAME', 'ac_complete' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.complete(uuid, jsonb, integer) IS
+	'completes a processing item execution with its result';
+
+CREATE FUNCTION automation_core.fail(item_execution_id uuid, error text,
+									 retryable boolean DEFAULT true,
+									 retry_delay interval DEFAULT NULL,
+									 attempt integer DEFAULT NULL)
+	RETURNS automation_core.item_execution
+	AS 'MODULE_PATHNAME', 'ac_fail' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.fail(uuid, text, boolean, interval, integer) IS
+	'fails a processing item execution: retrying when retryable and attempts remain, else failed';
+
+CREATE FUNCTION automation_core.cancel_run(run_id uuid, reason text,
+										   expected_version integer DEFAULT NULL)
+	RETURNS automation_core.run
+	AS 'MODULE_PATHNAME', 'ac_cancel_run' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.cancel_run(uuid, text, integer) IS
+	'cancels a run with its open batch and item executions';
+
+CREATE FUNCTION automation_core.expire_leases()
+	RETURNS integer
+	AS 'MODULE_PATHNAME', 'ac_expire_leases' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.expire_leases() IS
+	'fails every processing item execution whose lease expired, under the retry rule; returns how many';
+
+CREATE VIEW automation_core.run_progress AS
+SELECT r.id AS run_id,
+	   r.automation_id,
+	   r.correlation_id,
+	   r.status,
+	   pg_catalog.count(ie.id) AS total,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'pending') AS pending,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'processing') AS processing,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'retrying') AS retrying,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'completed') AS completed,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'failed') AS failed,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'cancelled') AS cancelled,
+	   CASE WHEN pg_catalog.count(ie.id) OPERATOR(pg_catalog.=) 0
+			THEN (CASE WHEN r.status IN ('completed', 'failed', 'cancelled') THEN 100.0 ELSE 0.0 END)::numeric(5,1)
+			ELSE (100.0 OPERATOR(pg_catalog.*) pg_catalog.count(ie.id) FILTER (WHERE ie.status IN ('completed', 'failed', 'cancelled'))
+				  OPERATOR(pg_catalog./) pg_catalog.count(ie.id))::numeric(5,1)
+	   END AS percent_done,
+	   r.started_at,
+	   r.finished_at
+FROM automation_core.run r
+LEFT JOIN automation_core.item_execution ie ON ie.run_id OPERATOR(pg_catalog.=) r.id
+GROUP BY r.id;
+COMMENT ON VIEW automation_core.run_progress IS
+	'per run: item executions per status, percent done, start and finish';
+
+--------------------------------------------------------------------------
 -- pg_dump keeps the rows of every table holding user data.
 --------------------------------------------------------------------------
 

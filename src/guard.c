@@ -29,6 +29,7 @@
 #include "utils/uuid.h"
 
 #include "automation_core.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(ac_guard_row);
 PG_FUNCTION_INFO_V1(ac_after_insert_row);
@@ -326,43 +327,27 @@ guard_name(GuardCtx *g, AcCol c, const char *what)
 }
 
 /* A run can only be created for an active automation. */
+static AcPlan p_automation_active = {
+	"SELECT is_active FROM automation_core.automation WHERE id = $1", 1, {UUIDOID}
+};
+
 static void
 guard_run_insert(GuardCtx *g)
 {
-	static SPIPlanPtr plan = NULL;
 	bool		isnull;
 	Datum		automation_id = get_new(g, AC_C_AUTOMATION_ID, &isnull);
-	int			rc;
 
 	if (isnull)
 		return;
-	SPI_connect();
-	if (plan == NULL)
-	{
-		Oid			argtypes[1] = {UUIDOID};
-
-		plan = SPI_prepare("SELECT is_active FROM automation_core.automation WHERE id = $1",
-						   1, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-	}
-	rc = SPI_execute_plan(plan, &automation_id, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 1)
-	{
-		bool		active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-														SPI_tuptable->tupdesc, 1, &isnull));
-
-		if (!active)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot start a run of an inactive automation"),
-					 errdetail("automation %s is inactive.", uuid_text(automation_id)),
-					 errhint("Set is_active = true on the automation first.")));
-	}
-	SPI_finish();
+	ac_spi_connect();
+	ac_plan_exec(&p_automation_active, &automation_id, NULL, false, 1);
+	if (SPI_processed == 1 && !DatumGetBool(ac_spi_value(0, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot start a run of an inactive automation"),
+				 errdetail("automation %s is inactive.", uuid_text(automation_id)),
+				 errhint("Set is_active = true on the automation first.")));
+	ac_spi_finish();
 }
 
 static TimestampTz

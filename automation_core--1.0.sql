@@ -474,3 +474,20 @@ CREATE FUNCTION automation_core.jsonschema_check(schema jsonb)
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION automation_core.jsonschema_check(jsonb) IS
 	'true when schema is a valid JSON Schema (draft 2020-12) this validator can use; false otherwise, never an error';
+
+CREATE FUNCTION automation_core.payload_check() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_payload_check' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.payload_check() IS
+	'BEFORE ROW trigger on batch and item: the payload must satisfy the automation''s batch_schema or item_schema (23514, constraint batch_payload_schema / item_payload_schema)';
+
+CREATE FUNCTION automation_core.schema_check() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_schema_check' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.schema_check() IS
+	'BEFORE ROW trigger on automation: batch_schema and item_schema must be valid JSON Schemas (22023) that every active payload satisfies (23514)';
+
+CREATE TRIGGER payload_check BEFORE INSERT OR UPDATE ON automation_core.batch
+	FOR EACH ROW EXECUTE FUNCTION automation_core.payload_check();
+CREATE TRIGGER payload_check BEFORE INSERT OR UPDATE ON automation_core.item
+	FOR EACH ROW EXECUTE FUNCTION automation_core.payload_check();
+CREATE TRIGGER schema_check BEFORE INSERT OR UPDATE ON automation_core.automation
+	FOR EACH ROW EXECUTE FUNCTION automation_core.schema_check();

@@ -22,7 +22,7 @@ OBJS = \
 DATA = automation_core--1.0.sql
 PGFILEDESC = "automation_core - automation state machine, work queue and events"
 
-REGRESS = install hostile_search_path status audit transitions retry history privileges orchestration api
+REGRESS = install hostile_search_path status audit transitions retry history privileges orchestration api jsonschema payload_schema
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
 ISOLATION = concurrent_finish concurrent_version claim_concurrent last_items cancel_complete expire_complete claim_cancel
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso

@@ -55,6 +55,13 @@ typedef struct JsCompile
 static JsNode *jc_schema(JsCompile *c, JsonbValue *v, const char *path,
 						 JsResource *res);
 
+/* a location in the schema, as a URI fragment: "#", "#/properties/a" */
+static const char *
+loc(const char *path)
+{
+	return psprintf("#%s", path);
+}
+
 #define JC_ERROR(...) \
 	ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), \
 					errmsg("invalid JSON Schema"), errdetail(__VA_ARGS__)))
@@ -279,14 +286,14 @@ jc_count(JsonbValue *v, const char *path, const char *kw)
 	Datum		floor_;
 
 	if (v->type != jbvNumeric)
-		JC_ERROR("\"%s\" at \"%s\" must be a non-negative integer", kw, path);
+		JC_ERROR("\"%s\" at \"%s\" must be a non-negative integer", kw, loc(path));
 	n = v->val.numeric;
 	floor_ = DirectFunctionCall1(numeric_floor, NumericGetDatum(n));
 	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, floor_,
 										  NumericGetDatum(n))) != 0 ||
 		DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
 										  DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))) < 0)
-		JC_ERROR("\"%s\" at \"%s\" must be a non-negative integer", kw, path);
+		JC_ERROR("\"%s\" at \"%s\" must be a non-negative integer", kw, loc(path));
 	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n),
 										  DirectFunctionCall1(int4_numeric, Int32GetDatum(PG_INT32_MAX)))) >= 0)
 		return PG_INT32_MAX;
@@ -297,7 +304,7 @@ static Numeric
 jc_number(JsonbValue *v, const char *path, const char *kw)
 {
 	if (v->type != jbvNumeric)
-		JC_ERROR("\"%s\" at \"%s\" must be a number", kw, path);
+		JC_ERROR("\"%s\" at \"%s\" must be a number", kw, loc(path));
 	return DatumGetNumericCopy(NumericGetDatum(v->val.numeric));
 }
 
@@ -310,7 +317,7 @@ jc_array(JsonbValue *v, int *n, const char *path, const char *kw)
 	int			i;
 
 	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
-		JC_ERROR("\"%s\" at \"%s\" must be an array", kw, path);
+		JC_ERROR("\"%s\" at \"%s\" must be an array", kw, loc(path));
 	jc = v->val.binary.data;
 	*n = JsonContainerSize(jc);
 	out = palloc0(sizeof(JsonbValue) * Max(*n, 1));
@@ -336,7 +343,7 @@ jc_object(JsonbValue *v, int *n, const char *path, const char *kw,
 	int			i = 0;
 
 	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
-		JC_ERROR("\"%s\" at \"%s\" must be an object", kw, path);
+		JC_ERROR("\"%s\" at \"%s\" must be an object", kw, loc(path));
 	jc = v->val.binary.data;
 	*n = JsonContainerSize(jc);
 	out = palloc0(sizeof(JsKeyed) * Max(*n, 1));
@@ -370,7 +377,7 @@ jc_schema_array(JsCompile *c, JsonbValue *v, int *n, const char *path,
 	int			i;
 
 	if (nonempty && *n == 0)
-		JC_ERROR("\"%s\" at \"%s\" must be a non-empty array", kw, path);
+		JC_ERROR("\"%s\" at \"%s\" must be a non-empty array", kw, loc(path));
 	for (i = 0; i < *n; i++)
 		out[i] = jc_sub(c, &elems[i], path_join_index(path, kw, i), res);
 	return out;
@@ -396,7 +403,7 @@ jc_type_name(JsonbValue *v, const char *path)
 			if (v->val.string.len == strlen(names[i].name) &&
 				memcmp(v->val.string.val, names[i].name, v->val.string.len) == 0)
 				return names[i].bit;
-	JC_ERROR("\"type\" at \"%s\" must name a JSON type", path);
+	JC_ERROR("\"type\" at \"%s\" must name a JSON type", loc(path));
 	return 0;
 }
 
@@ -404,7 +411,7 @@ static char *
 jc_string(JsonbValue *v, const char *path, const char *kw)
 {
 	if (v->type != jbvString)
-		JC_ERROR("\"%s\" at \"%s\" must be a string", kw, path);
+		JC_ERROR("\"%s\" at \"%s\" must be a string", kw, loc(path));
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
@@ -427,11 +434,11 @@ jc_add_anchor(JsCompile *c, JsResource *res, const char *name, JsNode *node,
 
 	/* anchors are plain names: a letter or underscore, then name chars */
 	if (!(isalpha((unsigned char) name[0]) || name[0] == '_'))
-		JC_ERROR("anchor \"%s\" at \"%s\" is not a valid name", name, path);
+		JC_ERROR("anchor \"%s\" at \"%s\" is not a valid name", name, loc(path));
 	for (p = name; *p; p++)
 		if (!(isalnum((unsigned char) *p) || *p == '_' || *p == '-' ||
 			  *p == '.'))
-			JC_ERROR("anchor \"%s\" at \"%s\" is not a valid name", name, path);
+			JC_ERROR("anchor \"%s\" at \"%s\" is not a valid name", name, loc(path));
 	a = palloc(sizeof(JsAnchor));
 	a->uri = psprintf("%s#%s", res->uri, name);
 	a->node = node;
@@ -488,7 +495,7 @@ jc_keyword(JsCompile *c, JsNode *n, const char *kw, JsonbValue *v,
 			n->patprops[i].re = jsre_compile(k[i].key, k[i].keylen, &err);
 			if (n->patprops[i].re == NULL)
 				JC_ERROR("pattern \"%s\" at \"%s\" is not a valid ECMA-262 regular expression: %s",
-						 k[i].key, path, err);
+						 k[i].key, loc(path), err);
 			n->patprops[i].schema =
 				jc_sub(c, &vals[i], path_join2(path, kw, k[i].key, k[i].keylen),
 					   res);
@@ -567,11 +574,11 @@ jc_keyword(JsCompile *c, JsNode *n, const char *kw, JsonbValue *v,
 				uint32		bit = jc_type_name(&elems[i], path);
 
 				if (n->types & bit)
-					JC_ERROR("\"type\" at \"%s\" repeats a type", path);
+					JC_ERROR("\"type\" at \"%s\" repeats a type", loc(path));
 				n->types |= bit;
 			}
 			if (cnt == 0)
-				JC_ERROR("\"type\" at \"%s\" must not be an empty array", path);
+				JC_ERROR("\"type\" at \"%s\" must not be an empty array", loc(path));
 		}
 		else
 			n->types = jc_type_name(v, path);
@@ -602,7 +609,7 @@ jc_keyword(JsCompile *c, JsNode *n, const char *kw, JsonbValue *v,
 			n->requiredlens[i] = elems[i].val.string.len;
 			for (j = 0; j < i; j++)
 				if (js_equal(&elems[i], &elems[j]))
-					JC_ERROR("\"required\" at \"%s\" repeats a name", path);
+					JC_ERROR("\"required\" at \"%s\" repeats a name", loc(path));
 		}
 	}
 	else if (strcmp(kw, "dependentRequired") == 0)
@@ -641,7 +648,7 @@ jc_keyword(JsCompile *c, JsNode *n, const char *kw, JsonbValue *v,
 		n->multiple_of = jc_number(v, path, kw);
 		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(n->multiple_of),
 											  DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))) <= 0)
-			JC_ERROR("\"multipleOf\" at \"%s\" must be greater than 0", path);
+			JC_ERROR("\"multipleOf\" at \"%s\" must be greater than 0", loc(path));
 	}
 	else if (strcmp(kw, "minLength") == 0)
 		n->min_length = jc_count(v, path, kw);
@@ -662,7 +669,7 @@ jc_keyword(JsCompile *c, JsNode *n, const char *kw, JsonbValue *v,
 	else if (strcmp(kw, "uniqueItems") == 0)
 	{
 		if (v->type != jbvBool)
-			JC_ERROR("\"uniqueItems\" at \"%s\" must be a boolean", path);
+			JC_ERROR("\"uniqueItems\" at \"%s\" must be a boolean", loc(path));
 		n->unique_items = v->val.boolean;
 	}
 	else if (strcmp(kw, "pattern") == 0)
@@ -670,11 +677,11 @@ jc_keyword(JsCompile *c, JsNode *n, const char *kw, JsonbValue *v,
 		char	   *err = NULL;
 
 		if (v->type != jbvString)
-			JC_ERROR("\"pattern\" at \"%s\" must be a string", path);
+			JC_ERROR("\"pattern\" at \"%s\" must be a string", loc(path));
 		n->pattern = jsre_compile(v->val.string.val, v->val.string.len, &err);
 		if (n->pattern == NULL)
 			JC_ERROR("pattern at \"%s\" is not a valid ECMA-262 regular expression: %s",
-					 path, err);
+					 loc(path), err);
 	}
 	else if (strcmp(kw, "format") == 0 || strcmp(kw, "$comment") == 0 ||
 			 strcmp(kw, "$schema") == 0 || strcmp(kw, "title") == 0 ||
@@ -683,7 +690,7 @@ jc_keyword(JsCompile *c, JsNode *n, const char *kw, JsonbValue *v,
 			 strcmp(kw, "contentMediaType") == 0)
 	{
 		if (v->type != jbvString)
-			JC_ERROR("\"%s\" at \"%s\" must be a string", kw, path);
+			JC_ERROR("\"%s\" at \"%s\" must be a string", kw, loc(path));
 	}
 	else if (strcmp(kw, "contentSchema") == 0)
 		(void) jc_sub(c, v, path_join(path, kw), res);
@@ -691,12 +698,12 @@ jc_keyword(JsCompile *c, JsNode *n, const char *kw, JsonbValue *v,
 			 strcmp(kw, "writeOnly") == 0)
 	{
 		if (v->type != jbvBool)
-			JC_ERROR("\"%s\" at \"%s\" must be a boolean", kw, path);
+			JC_ERROR("\"%s\" at \"%s\" must be a boolean", kw, loc(path));
 	}
 	else if (strcmp(kw, "$vocabulary") == 0)
 	{
 		if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
-			JC_ERROR("\"$vocabulary\" at \"%s\" must be an object", path);
+			JC_ERROR("\"$vocabulary\" at \"%s\" must be an object", loc(path));
 	}
 	/* every other keyword is an annotation this validator ignores */
 }
@@ -731,7 +738,7 @@ jc_schema(JsCompile *c, JsonbValue *v, const char *path, JsResource *res)
 	}
 	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
 		JC_ERROR("the schema at \"%s\" is neither an object nor a boolean",
-				 path[0] ? path : "/");
+				 loc(path));
 	jc = v->val.binary.data;
 
 	/* a subschema reached twice (through a JSON pointer) is compiled once */
@@ -756,7 +763,7 @@ jc_schema(JsCompile *c, JsonbValue *v, const char *path, JsResource *res)
 		JsResource *r;
 
 		if (hash && hash[1] != '\0')
-			JC_ERROR("\"$id\" at \"%s\" must not have a fragment", path);
+			JC_ERROR("\"$id\" at \"%s\" must not have a fragment", loc(path));
 		if (hash)
 			*hash = '\0';
 		r = palloc0(sizeof(JsResource));
@@ -855,7 +862,7 @@ jc_resolve(JsCompile *c, const char *uri, const char *where)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid JSON Schema"),
-				 errdetail("the reference \"%s\" at \"%s\" points outside the schema document", uri, where),
+				 errdetail("the reference \"%s\" at \"%s\" points outside the schema document", uri, loc(where)),
 				 errhint("Remote references are not fetched: put the referenced schema under \"$defs\" with its \"$id\".")));
 	}
 	if (frag[0] == '\0')
@@ -914,7 +921,7 @@ jc_resolve(JsCompile *c, const char *uri, const char *where)
 					next = getIthJsonbValueFromContainer(cur.val.binary.data, idx);
 			}
 			if (next == NULL)
-				JC_ERROR("the reference \"%s\" at \"%s\" points to nothing", uri, where);
+				JC_ERROR("the reference \"%s\" at \"%s\" points to nothing", uri, loc(where));
 			cur = *next;
 			if (!slash)
 				break;
@@ -929,7 +936,7 @@ jc_resolve(JsCompile *c, const char *uri, const char *where)
 		if (strcmp(a->uri, psprintf("%s#%s", base, frag)) == 0)
 			return a->node;
 	}
-	JC_ERROR("the reference \"%s\" at \"%s\" points to no anchor", uri, where);
+	JC_ERROR("the reference \"%s\" at \"%s\" points to no anchor", uri, loc(where));
 	return NULL;
 }
 

@@ -387,7 +387,12 @@ ac_payload_check(PG_FUNCTION_ARGS)
 			{
 				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n);
 				if (!n)
-					item_schema = (Jsonb *) SPI_datumTransfer(d, false, -1);
+				{
+					Jsonb	   *jb = DatumGetJsonbP(d);
+
+					item_schema = SPI_palloc(VARSIZE(jb));
+					memcpy(item_schema, jb, VARSIZE(jb));
+				}
 			}
 			ac_spi_finish();
 		}

@@ -24,7 +24,7 @@ PGFILEDESC = "automation_core - automation state machine, work queue and events"
 
 REGRESS = install hostile_search_path status audit transitions retry history privileges orchestration api jsonschema payload_schema
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
-ISOLATION = concurrent_finish concurrent_version claim_concurrent last_items cancel_complete expire_complete claim_cancel
+ISOLATION = concurrent_finish concurrent_version claim_concurrent last_items cancel_complete expire_complete claim_cancel schema_change
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso
 
 PG_CONFIG ?= pg_config

@@ -12,6 +12,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
@@ -170,6 +171,7 @@ typedef struct JsError
 extern JsSchema *js_compile(Jsonb *schema, bool resolve_refs);
 extern bool js_schema_is_valid_syntax(JsonbValue *schema);
 extern JsSchema *js_get_cached(Jsonb *schema);
+extern JsSchema *js_get_cached_fn(FmgrInfo *flinfo, Jsonb *schema);
 extern bool js_check(Jsonb *schema);
 extern bool js_check_internal(Jsonb *schema, bool resolve_refs);
 

@@ -1083,6 +1083,14 @@ typedef struct JsCacheEntry
 
 static JsCacheEntry js_cache[JS_CACHE_SIZE];
 static uint64 js_cache_clock = 0;
+static uint64 js_cache_evictions = 0;
+
+/* what a calling function remembers in fn_extra */
+typedef struct JsFnCache
+{
+	JsSchema   *schema;
+	uint64		evictions;		/* js_cache_evictions when remembered */
+} JsFnCache;
 
 /*
  * The compiled form of a schema, from the per-backend cache or compiled
@@ -1118,9 +1126,36 @@ js_get_cached(Jsonb *schema)
 	s = js_compile(schema, true);
 	MemoryContextSetParent(s->cxt, CacheMemoryContext);
 	if (js_cache[victim].schema)
+	{
+		js_cache_evictions++;
 		MemoryContextDelete(js_cache[victim].schema->cxt);
+	}
 	js_cache[victim].schema = s;
 	js_cache[victim].hash = h;
 	js_cache[victim].last_used = ++js_cache_clock;
 	return s;
+}
+
+/*
+ * js_get_cached for a SQL function called row after row: the schema last
+ * used by this call site is compared byte for byte before the cache is
+ * searched (no hashing), as long as nothing was evicted since.
+ */
+JsSchema *
+js_get_cached_fn(FmgrInfo *flinfo, Jsonb *schema)
+{
+	JsFnCache  *fc = (JsFnCache *) flinfo->fn_extra;
+
+	if (fc && fc->schema && fc->evictions == js_cache_evictions &&
+		VARSIZE(fc->schema->doc) == VARSIZE(schema) &&
+		memcmp(fc->schema->doc, schema, VARSIZE(schema)) == 0)
+		return fc->schema;
+	if (fc == NULL)
+	{
+		fc = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(JsFnCache));
+		flinfo->fn_extra = fc;
+	}
+	fc->schema = js_get_cached(schema);
+	fc->evictions = js_cache_evictions;
+	return fc->schema;
 }

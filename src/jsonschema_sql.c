@@ -28,7 +28,7 @@ ac_jsonschema_is_valid(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *schema = PG_GETARG_JSONB_P(0);
 	Jsonb	   *instance = PG_GETARG_JSONB_P(1);
-	JsSchema   *s = js_get_cached(schema);
+	JsSchema   *s = js_get_cached_fn(fcinfo->flinfo, schema);
 
 	PG_RETURN_BOOL(js_validate(s, instance, NULL, 0));
 }

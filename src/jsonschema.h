@@ -167,11 +167,19 @@ typedef struct JsError
 	char	   *message;
 } JsError;
 
+/* a remembered compiled schema, valid while nothing is evicted */
+typedef struct JsSchemaRef
+{
+	JsSchema   *schema;
+	uint64		evictions;
+} JsSchemaRef;
+
 /* jsonschema_compile.c */
 extern JsSchema *js_compile(Jsonb *schema, bool resolve_refs);
 extern bool js_schema_is_valid_syntax(JsonbValue *schema);
 extern JsSchema *js_get_cached(Jsonb *schema);
 extern JsSchema *js_get_cached_fn(FmgrInfo *flinfo, Jsonb *schema);
+extern JsSchema *js_get_cached_ref(JsSchemaRef *ref, Jsonb *schema);
 extern bool js_check(Jsonb *schema);
 extern bool js_check_internal(Jsonb *schema, bool resolve_refs);
 

@@ -1085,12 +1085,6 @@ static JsCacheEntry js_cache[JS_CACHE_SIZE];
 static uint64 js_cache_clock = 0;
 static uint64 js_cache_evictions = 0;
 
-/* what a calling function remembers in fn_extra */
-typedef struct JsFnCache
-{
-	JsSchema   *schema;
-	uint64		evictions;		/* js_cache_evictions when remembered */
-} JsFnCache;
 
 /*
  * The compiled form of a schema, from the per-backend cache or compiled
@@ -1144,18 +1138,30 @@ js_get_cached(Jsonb *schema)
 JsSchema *
 js_get_cached_fn(FmgrInfo *flinfo, Jsonb *schema)
 {
-	JsFnCache  *fc = (JsFnCache *) flinfo->fn_extra;
+	JsSchemaRef *ref = (JsSchemaRef *) flinfo->fn_extra;
 
-	if (fc && fc->schema && fc->evictions == js_cache_evictions &&
-		VARSIZE(fc->schema->doc) == VARSIZE(schema) &&
-		memcmp(fc->schema->doc, schema, VARSIZE(schema)) == 0)
-		return fc->schema;
-	if (fc == NULL)
+	if (ref == NULL)
 	{
-		fc = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(JsFnCache));
-		flinfo->fn_extra = fc;
+		ref = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(JsSchemaRef));
+		flinfo->fn_extra = ref;
 	}
-	fc->schema = js_get_cached(schema);
-	fc->evictions = js_cache_evictions;
-	return fc->schema;
+	if (ref->schema && ref->evictions == js_cache_evictions &&
+		VARSIZE(ref->schema->doc) == VARSIZE(schema) &&
+		memcmp(ref->schema->doc, schema, VARSIZE(schema)) == 0)
+		return ref->schema;
+	return js_get_cached_ref(ref, schema);
+}
+
+/*
+ * The compiled schema through a remembered reference: the caller promises
+ * that the schema behind ref has not changed since it was remembered.
+ */
+JsSchema *
+js_get_cached_ref(JsSchemaRef *ref, Jsonb *schema)
+{
+	if (ref->schema && ref->evictions == js_cache_evictions)
+		return ref->schema;
+	ref->schema = js_get_cached(schema);
+	ref->evictions = js_cache_evictions;
+	return ref->schema;
 }

@@ -100,7 +100,7 @@ typedef struct SchemaCacheEntry
 {
 	SchemaCacheKey key;
 	Jsonb	   *schema;			/* NULL: no schema */
-	pg_uuid_t	automation_id;
+	JsSchemaRef compiled;		/* its compiled form, once used */
 } SchemaCacheEntry;
 
 static MemoryContext cache_cxt = NULL;
@@ -144,12 +144,12 @@ cache_get(void)
 }
 
 /*
- * The schema an item of this batch (for_item) or a batch of this
- * automation must satisfy, read with the latest snapshot; NULL when none.
- * *automation_id is set for items.
+ * The cache entry for the schema an item of this batch (for_item) or a
+ * batch of this automation must satisfy, read with the latest snapshot on
+ * first use in the statement; its schema is NULL when there is none.
  */
-static Jsonb *
-lookup_schema(bool for_item, Datum id, pg_uuid_t *automation_id)
+static SchemaCacheEntry *
+lookup_entry(bool for_item, Datum id)
 {
 	SchemaCacheKey key;
 	SchemaCacheEntry *e;
@@ -167,14 +167,12 @@ lookup_schema(bool for_item, Datum id, pg_uuid_t *automation_id)
 		Datum		d;
 
 		e->schema = NULL;
-		memset(&e->automation_id, 0, sizeof(pg_uuid_t));
+		memset(&e->compiled, 0, sizeof(JsSchemaRef));
 		ac_spi_connect();
 		ac_plan_exec(for_item ? &plan_item_schema : &plan_batch_schema,
 					 values, NULL, true, 1);
 		if (SPI_processed > 0)
 		{
-			d = ac_spi_value(0, 1, &isnull);
-			memcpy(&e->automation_id, DatumGetUUIDP(d), sizeof(pg_uuid_t));
 			d = ac_spi_value(0, 2, &isnull);
 			if (!isnull)
 			{
@@ -186,9 +184,7 @@ lookup_schema(bool for_item, Datum id, pg_uuid_t *automation_id)
 		}
 		ac_spi_finish();
 	}
-	if (automation_id)
-		*automation_id = e->automation_id;
-	return e->schema;
+	return e;
 }
 
 /* "/path: message; /path: message" for the first few failures */
@@ -344,7 +340,7 @@ ac_payload_check(PG_FUNCTION_ARGS)
 	Datum		parent;
 	bool		active;
 	Jsonb	   *schema;
-	pg_uuid_t	automation_id;
+	SchemaCacheEntry *entry;
 	const char *parent_col;
 
 	check_trigger_call(fcinfo, "payload_check");
@@ -419,10 +415,11 @@ ac_payload_check(PG_FUNCTION_ARGS)
 			return PointerGetDatum(newtup);
 	}
 
-	schema = lookup_schema(is_item, parent, &automation_id);
+	entry = lookup_entry(is_item, parent);
+	schema = entry->schema;
 	if (schema)
 	{
-		JsSchema   *s = js_get_cached(schema);
+		JsSchema   *s = js_get_cached_ref(&entry->compiled, schema);
 		Jsonb	   *payload = DatumGetJsonbP(payload_d);
 
 		if (!js_validate(s, payload, NULL, 0))

@@ -1149,7 +1149,9 @@ js_get_cached_fn(FmgrInfo *flinfo, Jsonb *schema)
 		VARSIZE(ref->schema->doc) == VARSIZE(schema) &&
 		memcmp(ref->schema->doc, schema, VARSIZE(schema)) == 0)
 		return ref->schema;
-	return js_get_cached_ref(ref, schema);
+	ref->schema = js_get_cached(schema);
+	ref->evictions = js_cache_evictions;
+	return ref->schema;
 }
 
 /*

@@ -13,8 +13,10 @@ OBJS = \
 	src/events.o \
 	src/api.o \
 	src/jsregex.o \
+	src/jsregex_exec.o \
 	src/unicode_props.o \
 	src/jsonschema_compile.o \
+	src/jsonschema_cache.o \
 	src/jsonschema_validate.o \
 	src/jsonschema_sql.o \
 	src/payload.o

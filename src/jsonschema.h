@@ -177,6 +177,8 @@ typedef struct JsSchemaRef
 /* jsonschema_compile.c */
 extern JsSchema *js_compile(Jsonb *schema, bool resolve_refs);
 extern bool js_schema_is_valid_syntax(JsonbValue *schema);
+
+/* jsonschema_cache.c */
 extern JsSchema *js_get_cached(Jsonb *schema);
 extern JsSchema *js_get_cached_fn(FmgrInfo *flinfo, Jsonb *schema);
 extern JsSchema *js_get_cached_ref(JsSchemaRef *ref, Jsonb *schema);
@@ -186,7 +188,6 @@ extern bool js_check_internal(Jsonb *schema, bool resolve_refs);
 /* jsonschema_validate.c */
 extern bool js_validate(JsSchema *s, Jsonb *instance, List **errors,
 						int max_errors);
-extern bool js_validate_value(JsSchema *s, JsonbValue *instance);
 extern bool js_equal(JsonbValue *a, JsonbValue *b);
 extern void js_pointer_append(StringInfo buf, const char *key, int len);
 extern const char *js_metaschema_uri;

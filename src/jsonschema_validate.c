@@ -853,12 +853,3 @@ js_validate(JsSchema *s, Jsonb *instance, List **errors, int max_errors)
 		*errors = v.errors;
 	return ok;
 }
-
-bool
-js_validate_value(JsSchema *s, JsonbValue *instance)
-{
-	JsVal		v;
-
-	jv_init(&v);
-	return jv_node(&v, s->root, instance, NULL);
-}

@@ -169,6 +169,11 @@ SELECT jsonschema_is_valid('{"multipleOf":1e-100}', '1e100') AS huge_multiple;
 SELECT jsonschema_is_valid('{"maxLength":1e100,"minItems":1e50}', '"x"') AS huge_counts;
 SELECT jsonschema_is_valid('{"minItems":1e50}', '[1]') AS huge_min_items;
 
+-- uniqueItems on long arrays (sorted, not compared pairwise)
+SELECT jsonschema_is_valid('{"uniqueItems":true}', (SELECT jsonb_agg(g) FROM generate_series(1, 100000) g)) AS long_unique;
+SELECT jsonschema_is_valid('{"uniqueItems":true}', (SELECT jsonb_agg(g % 99999) FROM generate_series(1, 100000) g)) AS long_duplicate;
+SELECT * FROM jsonschema_errors('{"uniqueItems":true}', '[{"a":[1,2]}, "x", 2, null, true, {"a":[1.0,2]}, 2.0]');
+
 -- Compiled schemas are cached per backend: many rows, one schema
 SELECT count(*) FILTER (WHERE jsonschema_is_valid('{"type":"object","properties":{"n":{"type":"integer","multipleOf":2}}}', jsonb_build_object('n', g))) AS even
 FROM generate_series(1, 1000) g;

@@ -84,6 +84,61 @@ num_cmp(Numeric a, Numeric b)
 											 NumericGetDatum(b)));
 }
 
+/* an array element and its position, for uniqueItems */
+typedef struct JsIndexed
+{
+	JsonbValue	v;
+	int			index;
+} JsIndexed;
+
+static int
+type_rank(const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return 0;
+		case jbvBool:
+			return 1;
+		case jbvNumeric:
+			return 2;
+		case jbvString:
+			return 3;
+		default:
+			return 4;
+	}
+}
+
+/* a total order in which JSON-equal values are neighbours */
+static int
+indexed_cmp(const void *a, const void *b)
+{
+	const JsonbValue *x = &((const JsIndexed *) a)->v;
+	const JsonbValue *y = &((const JsIndexed *) b)->v;
+	int			rx = type_rank(x);
+	int			ry = type_rank(y);
+
+	if (rx != ry)
+		return rx - ry;
+	switch (x->type)
+	{
+		case jbvNull:
+			return 0;
+		case jbvBool:
+			return (int) x->val.boolean - (int) y->val.boolean;
+		case jbvNumeric:
+			return num_cmp(x->val.numeric, y->val.numeric);
+		case jbvString:
+			if (x->val.string.len != y->val.string.len)
+				return x->val.string.len < y->val.string.len ? -1 : 1;
+			return memcmp(x->val.string.val, y->val.string.val,
+						  x->val.string.len);
+		default:
+			return compareJsonbContainers(x->val.binary.data,
+										  y->val.binary.data);
+	}
+}
+
 static bool
 num_is_integer(Numeric a)
 {
@@ -478,22 +533,29 @@ jv_array(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
 					"array contains %d matching items, more than %d",
 					ncontains, n->max_contains);
 	}
-	if (elems)
+	if (elems && size > 1)
 	{
-		int			j;
+		/* sort, then compare neighbours: O(n log n) for long arrays */
+		JsIndexed  *sorted = palloc(sizeof(JsIndexed) * size);
 
+		for (i = 0; i < size; i++)
+		{
+			sorted[i].v = elems[i];
+			sorted[i].index = i;
+		}
+		qsort(sorted, size, sizeof(JsIndexed), indexed_cmp);
 		for (i = 1; i < size; i++)
 		{
-			CHECK_FOR_INTERRUPTS();
-			for (j = 0; j < i; j++)
-				if (js_equal(&elems[i], &elems[j]))
-				{
-					JV_FAIL("uniqueItems", "items %d and %d are equal", j, i);
-					goto uniq_done;
-				}
+			if ((i & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
+			if (js_equal(&sorted[i - 1].v, &sorted[i].v))
+			{
+				JV_FAIL("uniqueItems", "items %d and %d are equal",
+						Min(sorted[i - 1].index, sorted[i].index),
+						Max(sorted[i - 1].index, sorted[i].index));
+				break;
+			}
 		}
-uniq_done:
-		;
 	}
 done:
 	return ok;

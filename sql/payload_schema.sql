@@ -29,18 +29,18 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 -- An invalid schema is refused when set (22023)
-SELECT try($$INSERT INTO automation_core.automation (name, item_schema) VALUES ('bad', '{"type":"integr"}')$$);
-SELECT try($$INSERT INTO automation_core.automation (name, batch_schema) VALUES ('bad', '{"$ref":"https://example.com/s.json"}')$$);
+SELECT try($$INSERT INTO automation_core.automation (name, item_schema) VALUES ('ps_bad', '{"type":"integr"}')$$);
+SELECT try($$INSERT INTO automation_core.automation (name, batch_schema) VALUES ('ps_bad', '{"$ref":"https://example.com/s.json"}')$$);
 
 INSERT INTO automation_core.automation (id, name, batch_schema, item_schema) VALUES
-	('00000000-0000-0000-0000-00000000000a', 'orders',
+	('00000000-0000-0000-0000-00000000000a', 'ps_orders',
 	 '{"type":"object","required":["customer"],"properties":{"customer":{"type":"string","minLength":1}}}',
 	 '{"type":"object","required":["sku","qty"],
 	   "properties":{"sku":{"type":"string","pattern":"^[A-Z]{3}-\\d{4}$"},
 	                 "qty":{"type":"integer","minimum":1},
 	                 "note":{"type":"string"}},
 	   "additionalProperties":false}');
-SELECT try($$UPDATE automation_core.automation SET item_schema = '{"minLength":-1}' WHERE name = 'orders'$$);
+SELECT try($$UPDATE automation_core.automation SET item_schema = '{"minLength":-1}' WHERE id = '00000000-0000-0000-0000-00000000000a'$$);
 
 -- Batch payloads
 SELECT try($$INSERT INTO automation_core.batch (id, automation_id, name, payload) VALUES
@@ -48,7 +48,7 @@ SELECT try($$INSERT INTO automation_core.batch (id, automation_id, name, payload
 INSERT INTO automation_core.batch (id, automation_id, name, payload) VALUES
 	('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-00000000000a', 'b1', '{"customer":"ACME"}'),
 	('00000000-0000-0000-0000-0000000000b2', '00000000-0000-0000-0000-00000000000a', 'b2', NULL);
-SELECT try($$UPDATE automation_core.batch SET payload = '{}' WHERE name = 'b1'$$);
+SELECT try($$UPDATE automation_core.batch SET payload = '{}' WHERE id = '00000000-0000-0000-0000-0000000000b1'$$);
 
 -- Item payloads
 INSERT INTO automation_core.item (batch_id, sequence_number, payload) VALUES
@@ -58,10 +58,10 @@ INSERT INTO automation_core.item (batch_id, sequence_number, payload) VALUES
 SELECT try($$INSERT INTO automation_core.item (id, batch_id, sequence_number, payload) VALUES
 	('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000b1', 3,
 	 '{"sku":"abc-1","qty":0,"colour":"red"}')$$);
-SELECT try($$UPDATE automation_core.item SET payload = '{"sku":"ABC-0001","qty":"2"}' WHERE sequence_number = 0$$);
+SELECT try($$UPDATE automation_core.item SET payload = '{"sku":"ABC-0001","qty":"2"}' WHERE batch_id = '00000000-0000-0000-0000-0000000000b1' AND sequence_number = 0$$);
 -- a statement that does not touch the payload is not refused
-UPDATE automation_core.item SET sequence_number = 10 WHERE sequence_number = 1;
-SELECT sequence_number, payload FROM automation_core.item ORDER BY sequence_number;
+UPDATE automation_core.item SET sequence_number = 10 WHERE batch_id = '00000000-0000-0000-0000-0000000000b1' AND sequence_number = 1;
+SELECT sequence_number, payload FROM automation_core.item WHERE batch_id = '00000000-0000-0000-0000-0000000000b1' ORDER BY sequence_number;
 
 -- A bulk insert validates every row; one bad row fails the statement
 INSERT INTO automation_core.item (batch_id, sequence_number, payload)
@@ -74,30 +74,30 @@ SELECT try($$INSERT INTO automation_core.item (batch_id, sequence_number, payloa
 SELECT count(*) FROM automation_core.item WHERE batch_id = '00000000-0000-0000-0000-0000000000b2';
 
 -- Changing a schema is refused while an active payload would not satisfy it
-SELECT try($$UPDATE automation_core.automation SET item_schema = '{"properties":{"qty":{"maximum":999}}}' WHERE name = 'orders'$$);
-SELECT try($$UPDATE automation_core.automation SET batch_schema = '{"properties":{"customer":{"maxLength":3}}}' WHERE name = 'orders'$$);
+SELECT try($$UPDATE automation_core.automation SET item_schema = '{"properties":{"qty":{"maximum":999}}}' WHERE id = '00000000-0000-0000-0000-00000000000a'$$);
+SELECT try($$UPDATE automation_core.automation SET batch_schema = '{"properties":{"customer":{"maxLength":3}}}' WHERE id = '00000000-0000-0000-0000-00000000000a'$$);
 -- ... and accepted once the offending payload is inactive
-UPDATE automation_core.item SET is_active = false WHERE payload->>'qty' = '1000';
-UPDATE automation_core.automation SET item_schema = '{"properties":{"qty":{"maximum":999}}}' WHERE name = 'orders';
+UPDATE automation_core.item SET is_active = false WHERE batch_id = '00000000-0000-0000-0000-0000000000b2' AND payload->>'qty' = '1000';
+UPDATE automation_core.automation SET item_schema = '{"properties":{"qty":{"maximum":999}}}' WHERE id = '00000000-0000-0000-0000-00000000000a';
 -- reactivating it validates it again
-SELECT try($$UPDATE automation_core.item SET is_active = true WHERE payload->>'qty' = '1000'$$);
+SELECT try($$UPDATE automation_core.item SET is_active = true WHERE batch_id = '00000000-0000-0000-0000-0000000000b2' AND payload->>'qty' = '1000'$$);
 -- the same transaction sees its own schema change at once
 BEGIN;
-UPDATE automation_core.automation SET item_schema = '{"properties":{"qty":{"maximum":5000}}}' WHERE name = 'orders';
-UPDATE automation_core.item SET is_active = true WHERE payload->>'qty' = '1000';
-UPDATE automation_core.automation SET item_schema = '{"required":["sku"]}' WHERE name = 'orders';
+UPDATE automation_core.automation SET item_schema = '{"properties":{"qty":{"maximum":5000}}}' WHERE id = '00000000-0000-0000-0000-00000000000a';
+UPDATE automation_core.item SET is_active = true WHERE batch_id = '00000000-0000-0000-0000-0000000000b2' AND payload->>'qty' = '1000';
+UPDATE automation_core.automation SET item_schema = '{"required":["sku"]}' WHERE id = '00000000-0000-0000-0000-00000000000a';
 SELECT try($$INSERT INTO automation_core.item (batch_id, sequence_number, payload) VALUES ('00000000-0000-0000-0000-0000000000b2', 5000, '{"qty":1}')$$);
 COMMIT;
 -- removing a schema accepts everything
-UPDATE automation_core.automation SET item_schema = NULL WHERE name = 'orders';
+UPDATE automation_core.automation SET item_schema = NULL WHERE id = '00000000-0000-0000-0000-00000000000a';
 INSERT INTO automation_core.item (batch_id, sequence_number, payload) VALUES ('00000000-0000-0000-0000-0000000000b2', 5000, '[1,2,3]');
 
 -- A batch moving to another automation must fit that automation's item_schema
 INSERT INTO automation_core.automation (id, name, item_schema) VALUES
-	('00000000-0000-0000-0000-00000000000b', 'strict', '{"type":"object","required":["sku"]}');
-SELECT try($$UPDATE automation_core.batch SET automation_id = '00000000-0000-0000-0000-00000000000b' WHERE name = 'b2'$$);
-UPDATE automation_core.item SET is_active = false WHERE sequence_number = 5000;
-SELECT try($$UPDATE automation_core.batch SET automation_id = '00000000-0000-0000-0000-00000000000b' WHERE name = 'b2'$$);
+	('00000000-0000-0000-0000-00000000000b', 'ps_strict', '{"type":"object","required":["sku"]}');
+SELECT try($$UPDATE automation_core.batch SET automation_id = '00000000-0000-0000-0000-00000000000b' WHERE id = '00000000-0000-0000-0000-0000000000b2'$$);
+UPDATE automation_core.item SET is_active = false WHERE batch_id = '00000000-0000-0000-0000-0000000000b2' AND sequence_number = 5000;
+SELECT try($$UPDATE automation_core.batch SET automation_id = '00000000-0000-0000-0000-00000000000b' WHERE id = '00000000-0000-0000-0000-0000000000b2'$$);
 
 -- Replica mode (restore, logical replication) copies rows as they are
 SET session_replication_role = replica;
@@ -109,4 +109,4 @@ SELECT try($$SELECT automation_core.payload_check()$$) LIKE '0A000:%' OR
 	   try($$SELECT automation_core.payload_check()$$) LIKE '39P01:%' AS not_callable;
 
 DROP SCHEMA ps_test CASCADE;
-DELETE FROM automation_core.automation WHERE name IN ('orders', 'strict');
+DELETE FROM automation_core.automation WHERE id IN ('00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b');

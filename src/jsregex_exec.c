@@ -114,7 +114,7 @@ re_run(ReExec *e, int startpc, int startpos)
 	do { \
 		if (nstack == maxstack) \
 		{ \
-			if (maxstack >= 64 * 1024 * 1024) \
+			if (maxstack >= JSRE_MAX_STACK) \
 				ereport(ERROR, \
 						(errcode(ERRCODE_STATEMENT_TOO_COMPLEX), \
 						 errmsg("regular expression is too complex"))); \
@@ -287,6 +287,10 @@ jsre_search(JsRegex *re, const char *str, int len)
 	e.steps = 0;
 	for (start = 0; start <= e.len && !found; start++)
 	{
+		/* a pattern starting with a literal can only start where it is */
+		if (re->prog[0].op == RE_CHAR && !re->anchored &&
+			(start == e.len || e.s[start] != (pg_wchar) re->prog[0].x))
+			continue;
 		for (i = 0; i < re->nslots; i++)
 			e.slots[i] = -1;
 		found = re_run(&e, 0, start);

@@ -20,6 +20,8 @@
 /* largest program (after expanding counted repetitions) */
 #define JSRE_MAX_PROGRAM	50000
 #define JSRE_MAX_CAPTURES	100
+/* entries of the backtracking stack (8 bytes each) */
+#define JSRE_MAX_STACK		(4 * 1024 * 1024)
 
 typedef enum ReOp
 {

@@ -203,10 +203,16 @@ typedef struct UcdName
 """)
 
 
+def write_ranges(ranges):
+    """entries four to a line"""
+    for i in range(0, len(ranges), 4):
+        out.write("\t" + " ".join("{0x%X, 0x%X, %d}," % tuple(r)
+                                  for r in ranges[i:i + 4]) + "\n")
+
+
 def table(name, ranges):
     out.write("static const UcdRange %s[] = {\n" % name)
-    for a, b, v in ranges:
-        out.write("\t{0x%X, 0x%X, %d},\n" % (a, b, v))
+    write_ranges(ranges)
     out.write("};\n\n")
 
 
@@ -229,8 +235,7 @@ out.write("static const UcdRange ucd_bin[] = {\n")
 starts = []
 for i, p in enumerate(bin_list):
     starts.append(len([x for x in all_bin if x[0] < i]))
-for i, a, b in all_bin:
-    out.write("\t{0x%X, 0x%X, %d},\n" % (a, b, i))
+write_ranges([(a, b, i) for i, a, b in all_bin])
 out.write("};\n\nstatic const int ucd_bin_start[] = {%s};\n\n" %
           ", ".join(str(s) for s in starts + [len(all_bin)]))
 out.write("static const int16 ucd_scx_sets[][%d] = {\n" % (max(len(s) for s in sets) + 1))

@@ -89,6 +89,8 @@ INSERT INTO js_test.cases (what, schema, instance, expected) VALUES
 	('pattern \P{L}', '{"pattern":"^\\P{L}$"}', '"1"', true),
 	('pattern Script=Greek', '{"pattern":"^\\p{Script=Greek}+$"}', '"αβγ"', true),
 	('pattern Script=Greek refuses', '{"pattern":"^\\p{sc=Greek}+$"}', '"abc"', false),
+	('pattern binary property and scx', '{"pattern":"^\\p{Alphabetic}+\\p{White_Space}\\p{scx=Hira}$"}', '"abc ぁ"', true),
+	('pattern gc Lu refuses lower case', '{"pattern":"^\\p{Lu}$"}', '"a"', false),
 	('pattern \u{...}', '{"pattern":"^\\u{1F600}$"}', '"😀"', true),
 	('pattern lookahead', '{"pattern":"^(?=.*\\d)(?!.*x).{3}$"}', '"a1b"', true),
 	('pattern backreference', '{"pattern":"^(\\w)\\1$"}', '"aa"', true),
@@ -136,7 +138,8 @@ SELECT s AS schema, jsonschema_check(s::jsonb) FROM (VALUES
 	('{"pattern":"(unclosed"}'), ('{"pattern":"(?<=a)b"}'),
 	('{"pattern":"\\p{NoSuchProperty}"}'), ('{"multipleOf":0}'),
 	('{"$ref":"#/$defs/missing"}'), ('{"$ref":"https://example.com/remote.json"}'),
-	('{"properties":{"a":1}}'), ('{"allOf":[]}')) v(s)
+	('{"properties":{"a":1}}'), ('{"allOf":[]}'),
+	('{"pattern":"a}"}'), ('{"pattern":"\\a"}'), ('{"pattern":"[\\d-z]"}')) v(s)
 ORDER BY 1;
 
 -- An invalid schema in jsonschema_is_valid raises 22023, with the reason

@@ -45,5 +45,36 @@ cmp_ok($node->safe_psql('postgres', qq{
 
 AcWorkload::check_finished_run($node, $run, 'stress');
 
+# Plain DML over the items of many batch executions at once (an operator's
+# bulk change): the roll-up of 100 batch executions in one statement must
+# neither fail nor leave any of them behind.
+my $bulk = $node->safe_psql('postgres', q{
+	INSERT INTO automation_core.automation (name) VALUES ('bulk');
+	INSERT INTO automation_core.batch (automation_id, name)
+	SELECT a.id, 'bulk-' || b FROM automation_core.automation a, generate_series(1, 100) b
+	WHERE a.name = 'bulk';
+	INSERT INTO automation_core.item (batch_id, sequence_number)
+	SELECT b.id, i FROM automation_core.batch b JOIN automation_core.automation a ON a.id = b.automation_id,
+		generate_series(0, 1) i WHERE a.name = 'bulk';
+	SELECT id FROM automation_core.start_run(
+		(SELECT id FROM automation_core.automation WHERE name = 'bulk'));
+});
+my ($rc, $out, $err) = $node->psql('postgres', qq{
+	UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = '$bulk'});
+is($err, '', 'one UPDATE starts items of 100 batch executions');
+is($node->safe_psql('postgres', qq{
+	SELECT string_agg(DISTINCT status::text, ',') || ' ' || count(*)
+	FROM automation_core.batch_execution WHERE run_id = '$bulk'}),
+	'processing 100', 'all 100 batch executions are processing');
+($rc, $out, $err) = $node->psql('postgres', qq{
+	UPDATE automation_core.item_execution SET status = 'completed' WHERE run_id = '$bulk'});
+is($err, '', 'one UPDATE completes items of 100 batch executions');
+is($node->safe_psql('postgres', qq{
+	SELECT string_agg(DISTINCT status::text, ',') || ' ' || count(*)
+	FROM automation_core.batch_execution WHERE run_id = '$bulk'}),
+	'completed 100', 'all 100 batch executions completed');
+is($node->safe_psql('postgres', qq{SELECT status FROM automation_core.run WHERE id = '$bulk'}),
+	'completed', 'the run completed');
+
 $node->stop;
 done_testing();

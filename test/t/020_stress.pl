@@ -20,6 +20,7 @@ $node->append_conf('postgresql.conf', qq{
 fsync = off
 max_connections = 40
 log_min_messages = warning
+track_commit_timestamp = on
 });
 $node->start;
 

@@ -22,6 +22,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 max_connections = 40
 log_min_messages = warning
+track_commit_timestamp = on
 restart_after_crash = on
 });
 $node->start;

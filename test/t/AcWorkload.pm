@@ -185,11 +185,20 @@ sub check_finished_run
 					 THEN 'failed' ELSE 'completed' END::automation_core.execution_status}),
 		0, "$label: each batch execution is failed if an item failed, else completed");
 
+	# finished_at is the time its transaction started, so overlapping
+	# transactions may write them out of order; the order of commits is what
+	# must hold: each batch execution and the run ended in a transaction that
+	# committed after every one that ended an item of theirs (needs
+	# track_commit_timestamp).
 	is($q->(qq{SELECT count(*) FROM automation_core.batch_execution be
-			WHERE be.run_id = '$run' AND (be.finished_at IS NULL OR be.finished_at <
-				(SELECT max(finished_at) FROM automation_core.item_execution ie
+			WHERE be.run_id = '$run' AND (be.finished_at IS NULL OR pg_xact_commit_timestamp(be.xmin) <
+				(SELECT max(pg_xact_commit_timestamp(ie.xmin)) FROM automation_core.item_execution ie
 				 WHERE ie.batch_execution_id = be.id))}),
-		0, "$label: no batch execution finished before its last item");
+		0, "$label: no batch execution ended before its last item");
+	is($q->(qq{SELECT (SELECT pg_xact_commit_timestamp(xmin) FROM automation_core.run WHERE id = '$run')
+			>= (SELECT max(pg_xact_commit_timestamp(xmin)) FROM automation_core.batch_execution
+				WHERE run_id = '$run')}),
+		't', "$label: the run did not end before its last batch execution");
 
 	is($q->(qq{SELECT count(*) FROM automation_core.batch_execution be
 			WHERE be.run_id = '$run' AND

@@ -3,8 +3,8 @@
 # a floor: the same writes done by hand on copies of the tables without the
 # extension's triggers, or Graphile Worker on the same server.
 #
-# Run by test/bench/run, which starts a server and exports PGHOST, PGPORT,
-# PGUSER and PGDATABASE (a database with automation_core created). Prints
+# Run by test/bench/run, which starts a server and exports PGHOST, PGPORT and
+# PGUSER (a superuser). Works in databases of its own, dropped at the end. Prints
 # markdown table rows on stdout, progress on stderr. Medians of
 # AC_BENCH_RUNS runs (default 3). AC_BENCH_ONLY picks sections
 # (one graphile batch start latency), all by default.
@@ -13,17 +13,23 @@ set -euo pipefail
 RUNS=${AC_BENCH_RUNS:-3}
 ONLY=${AC_BENCH_ONLY:-one graphile batch start latency}
 DUR=${AC_BENCH_SECONDS:-3}		# seconds per one-item-per-call measurement
+LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-1000}	# calls per latency measurement
 GW_VERSION=0.16.6
-GW_JOBS=${AC_BENCH_GW_JOBS:-3000}	# jobs per Graphile Worker measurement
+GW_JOBS=${AC_BENCH_GW_JOBS:-2000}	# jobs per Graphile Worker measurement
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ac_bench_api.XXXXXX")
-trap 'rm -rf "$WORK"; psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_graphile" >/dev/null 2>&1 || true' EXIT
+cleanup() {
+	rm -rf "$WORK"
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_api" \
+		-c "DROP DATABASE IF EXISTS ac_bench_graphile" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 
 log() { printf '%s\n' "$*" >&2; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || a == "nan" || b == "nan") print "n/a"; else printf "%.2f×", a / b }'; }
-fmt() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { if (x == "nan") print "n/a"; else printf "%.*f", d, x }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f×", a / b }'; }
+fmt() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { if (x == "nan" || x == "") print "n/a"; else printf "%.*f", d, x }'; }
 row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
 now_ms() { date +%s%3N; }
 
@@ -35,6 +41,11 @@ tps_of() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p'
 # of item_execution and item_state_history with the same indexes.
 ###########################################################################
 log "== set-up"
+# A database of its own, so that emptying the tables between measurements
+# touches nothing of the other cases.
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_api" -c "CREATE DATABASE ac_bench_api" >/dev/null 2>&1
+export PGDATABASE=ac_bench_api
+q -c "SET client_min_messages = warning" -c "CREATE EXTENSION automation_core"
 q <<'SQL'
 SET client_min_messages = warning;
 DROP SCHEMA IF EXISTS bench_floor CASCADE;
@@ -44,9 +55,6 @@ CREATE TABLE bench_floor.item_state_history (LIKE automation_core.item_state_his
 
 -- bench_q: 10 batches of 800 items, runs of it feed the claim benchmarks
 -- bench_big: 10 batches of 10,000 items, for start_run
-SET session_replication_role = replica;
-TRUNCATE automation_core.automation CASCADE;
-RESET session_replication_role;
 INSERT INTO automation_core.automation (name) VALUES ('bench_q'), ('bench_big');
 INSERT INTO automation_core.batch (automation_id, name)
 SELECT a.id, 'batch-' || lpad(b::text, 2, '0')
@@ -113,7 +121,8 @@ pgbench_tps() {
 	local out
 	out=$(pgbench -n -M prepared -f "$1" -c "$2" -j "$(($2 < 2 ? 1 : 2))" "$3" "$4" 2>"$WORK/pgbench.err") ||
 		{ cat "$WORK/pgbench.err" >&2; return 1; }
-	echo "$out" | tps_of
+	out=$(echo "$out" | tps_of)
+	echo "${out:-nan}"
 }
 
 ###########################################################################
@@ -187,7 +196,7 @@ let n = 0;
 	process.exit(1);
 });
 JS
-	q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_graphile" -c "CREATE DATABASE ac_bench_graphile" >/dev/null
+	q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_graphile" -c "CREATE DATABASE ac_bench_graphile" >/dev/null 2>&1
 	(cd "$WORK" && PGDATABASE=ac_bench_graphile node gw.js migrate)
 }
 
@@ -257,10 +266,10 @@ fi
 ###########################################################################
 # claim + complete latency with 1,000,000 finished item executions
 ###########################################################################
-# median latency in ms of 2,000 one-item claim + complete calls, 1 client
+# median latency in ms of LAT_CALLS one-item claim + complete calls, 1 client
 latency_ms() {
 	rm -f "$WORK"/lat*
-	pgbench -n -M prepared -f "$WORK/ac1.sql" -c 1 -t 2000 -l --log-prefix="$WORK/lat" >/dev/null 2>"$WORK/pgbench.err" ||
+	pgbench -n -M prepared -f "$WORK/ac1.sql" -c 1 -t "$LAT_CALLS" -l --log-prefix="$WORK/lat" >/dev/null 2>"$WORK/pgbench.err" ||
 		{ cat "$WORK/pgbench.err" >&2; return 1; }
 	cat "$WORK"/lat* | awk '{ print $3 / 1000 }' | median
 }

@@ -96,7 +96,7 @@ refuse(Relation rel, const char *what)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("item_state_history is append-only"),
-			 errdetail("%s on automation_core.item_state_history is written by automation_core only.", what),
+			 errdetail("%s refused: history rows are written by automation_core only.", what),
 			 errhint("History rows are added by status changes of item executions and removed only by deleting the item execution."),
 			 rel ? errtableconstraint(rel, "item_state_history_append_only") : 0));
 }

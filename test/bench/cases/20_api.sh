@@ -150,7 +150,7 @@ for clients in "${one_clients[@]}"; do
 	AC_ONE[$clients]=$(printf '%s\n' "${ac[@]}" | median)
 	if want one; then
 		f=$(printf '%s\n' "${fl[@]}" | median)
-		row "claim + complete, 1 item per call (items/s)" "$clients clients" \
+		row "claim + complete, 1 item per call (items/s)" "$clients client$([ "$clients" = 1 ] || echo s)" \
 			"$(fmt "$f")" "$(fmt "${AC_ONE[$clients]}")" "$(ratio "${AC_ONE[$clients]}" "$f")" "≥ 0.9× floor"
 	fi
 done
@@ -211,7 +211,7 @@ if want graphile; then
 				log "graphile-worker $clients workers, run $r: ${gw[-1]} jobs/s"
 			done
 			g=$(printf '%s\n' "${gw[@]}" | median)
-			row "claim + complete vs Graphile Worker $GW_VERSION, no-op job (items/s)" "$clients clients" \
+			row "claim + complete vs Graphile Worker $GW_VERSION, no-op job (items/s)" "$clients client$([ "$clients" = 1 ] || echo s)" \
 				"$(fmt "$g")" "$(fmt "${AC_ONE[$clients]}")" "$(ratio "${AC_ONE[$clients]}" "$g")" "≥ 1.0× Graphile Worker"
 		done
 	else

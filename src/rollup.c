@@ -67,6 +67,8 @@ static int	maxseen = 0;
 
 int			ac_cascade_depth = 0;
 
+static void rollup_drain(void);
+
 /* Kept plans */
 #define OPEN_ITEM "status IN ('pending', 'processing', 'retrying')"
 
@@ -306,13 +308,39 @@ run_check(Datum id)
 	ac_plan_exec(&p_run_set, args, nulls, false, 0);
 }
 
-/* Carry out everything noted so far. */
+/*
+ * Carry out everything noted so far.
+ *
+ * The roll-up's own UPDATEs of batch executions and runs fire this again
+ * from their AFTER STATEMENT trigger. That nested call returns at once and
+ * leaves what it would do to the loop below, which runs until nothing is
+ * left: otherwise each nested call took the next entry, and a statement
+ * touching items of many batch executions (an UPDATE of 100 of them) nested
+ * one level per entry until it failed with "SPI calls nested too deeply".
+ */
+static bool rollup_running = false;
+
 void
 ac_rollup_run_pending(void)
 {
-	if (npending == 0)
+	if (npending == 0 || rollup_running)
 		return;
 
+	rollup_running = true;
+	PG_TRY();
+	{
+		rollup_drain();
+	}
+	PG_FINALLY();
+	{
+		rollup_running = false;
+	}
+	PG_END_TRY();
+}
+
+static void
+rollup_drain(void)
+{
 	ac_spi_connect();
 	while (npending > 0)
 	{

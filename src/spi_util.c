@@ -103,7 +103,7 @@ ac_plan_get(AcPlan *p)
 		for (i = 0; i < p->nargs; i++)
 			types[i] = p->argtypes[i] == AC_TYPE_STATUS ?
 				ac_status_type_oid() : p->argtypes[i];
-		plan = SPI_prepare(p->sql, p->nargs, types);
+		plan = SPI_prepare_cursor(p->sql, p->nargs, types, p->cursor_options);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", p->sql,
 				 SPI_result_code_string(SPI_result));

@@ -24,6 +24,7 @@ typedef struct AcPlan
 	Oid			argtypes[AC_TYPE_MAX_ARGS];
 	SPIPlanPtr	plan;
 	Oid			status_type;	/* the enum's OID when prepared */
+	int			cursor_options; /* CURSOR_OPT_* for SPI_prepare_cursor, or 0 */
 } AcPlan;
 
 extern void ac_spi_connect(void);

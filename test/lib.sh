@@ -44,6 +44,8 @@ ac_deps() {
 	perl -MIPC::Run -e 1 2>/dev/null || need+=(libipc-run-perl)
 	command -v make >/dev/null || need+=(make)
 	command -v gcc >/dev/null || need+=(gcc)
+	# pg_cron, for the TAP test of running expire_leases on a schedule
+	[ -f "/usr/lib/postgresql/$AC_PGVER/lib/pg_cron.so" ] || need+=("postgresql-$AC_PGVER-cron")
 	[ ${#need[@]} -eq 0 ] || ac_apt_install "${need[@]}"
 	export PG_CONFIG="$AC_SYS_BIN/pg_config"
 }

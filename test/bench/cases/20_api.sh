@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# Benchmarks of the execution API (claim, complete, start_run), each against
+# a floor: the same writes done by hand on copies of the tables without the
+# extension's triggers, or Graphile Worker on the same server.
+#
+# Run by test/bench/run, which starts a server and exports PGHOST, PGPORT and
+# PGUSER (a superuser). Works in databases of its own, dropped at the end. Prints
+# markdown table rows on stdout, progress on stderr. Medians of
+# AC_BENCH_RUNS runs (default 3). AC_BENCH_ONLY picks sections
+# (one graphile batch start latency), all by default.
+set -euo pipefail
+
+RUNS=${AC_BENCH_RUNS:-3}
+ONLY=${AC_BENCH_ONLY:-one graphile batch start latency}
+DUR=${AC_BENCH_SECONDS:-3}		# seconds per one-item-per-call measurement
+LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-1000}	# calls per latency measurement
+GW_VERSION=0.16.6
+GW_JOBS=${AC_BENCH_GW_JOBS:-2000}	# jobs per Graphile Worker measurement
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ac_bench_api.XXXXXX")
+cleanup() {
+	rm -rf "$WORK"
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_api" \
+		-c "DROP DATABASE IF EXISTS ac_bench_graphile" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+log() { printf '%s\n' "$*" >&2; }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f×", a / b }'; }
+fmt() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { if (x == "nan" || x == "") print "n/a"; else printf "%.*f", d, x }'; }
+row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
+now_ms() { date +%s%3N; }
+
+# pgbench prints "tps = N (without initial connection time)"
+tps_of() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p'; }
+
+###########################################################################
+# Set-up: automations with their items, and the floor's trigger-less copies
+# of item_execution and item_state_history with the same indexes.
+###########################################################################
+log "== set-up"
+# A database of its own, so that emptying the tables between measurements
+# touches nothing of the other cases.
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_api" -c "CREATE DATABASE ac_bench_api" >/dev/null 2>&1
+export PGDATABASE=ac_bench_api
+q -c "SET client_min_messages = warning" -c "CREATE EXTENSION automation_core"
+q <<'SQL'
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS bench_floor CASCADE;
+CREATE SCHEMA bench_floor;
+CREATE TABLE bench_floor.item_execution (LIKE automation_core.item_execution INCLUDING ALL);
+CREATE TABLE bench_floor.item_state_history (LIKE automation_core.item_state_history INCLUDING ALL);
+
+-- bench_q: 10 batches of 800 items, runs of it feed the claim benchmarks
+-- bench_big: 10 batches of 10,000 items, for start_run
+INSERT INTO automation_core.automation (name) VALUES ('bench_q'), ('bench_big');
+INSERT INTO automation_core.batch (automation_id, name)
+SELECT a.id, 'batch-' || lpad(b::text, 2, '0')
+FROM automation_core.automation a, generate_series(1, 10) b ORDER BY a.name, b;
+INSERT INTO automation_core.item (batch_id, sequence_number, payload)
+SELECT b.id, i, jsonb_build_object('n', i)
+FROM automation_core.batch b JOIN automation_core.automation a ON a.id = b.automation_id,
+	 generate_series(0, CASE a.name WHEN 'bench_q' THEN 799 ELSE 9999 END) i;
+ANALYZE;
+SQL
+AUTO_Q=$(q -c "SELECT id FROM automation_core.automation WHERE name = 'bench_q'")
+AUTO_BIG=$(q -c "SELECT id FROM automation_core.automation WHERE name = 'bench_big'")
+
+# Empty every run, item execution and history row (replica mode silences
+# the triggers that guard history), and the floor's tables.
+reset_queue() {
+	q <<'SQL'
+SET client_min_messages = warning;
+SET session_replication_role = replica;
+TRUNCATE automation_core.run CASCADE;
+TRUNCATE bench_floor.item_execution, bench_floor.item_state_history;
+RESET session_replication_role;
+SQL
+}
+
+# A run of bench_q (8,000 pending items), or the same rows as pending in
+# the floor's copy.
+ac_run() {
+	q -c "SELECT id FROM automation_core.start_run('$AUTO_Q')" >/dev/null
+	q -c "VACUUM ANALYZE automation_core.item_execution" >/dev/null
+}
+floor_run() {
+	q <<SQL
+INSERT INTO bench_floor.item_execution (run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
+SELECT r, b.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
+FROM gen_random_uuid() r, automation_core.batch b JOIN automation_core.item i ON i.batch_id = b.id
+WHERE b.automation_id = '$AUTO_Q' ORDER BY b.created_at, b.name, i.sequence_number;
+INSERT INTO bench_floor.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by)
+SELECT id, NULL, 'pending', now(), current_user FROM bench_floor.item_execution WHERE status = 'pending';
+VACUUM ANALYZE bench_floor.item_execution;
+SQL
+}
+
+cat >"$WORK/ac1.sql" <<'SQL'
+SELECT id, attempt_count AS attempt FROM automation_core.claim(NULL, 'bench', 1)
+\gset
+SELECT automation_core.complete(:id, NULL, :attempt);
+SQL
+
+# The floor: the same two transactions by hand, with the history rows the
+# triggers would write, and nothing enforced.
+cat >"$WORK/floor1.sql" <<'SQL'
+WITH c AS (UPDATE bench_floor.item_execution ie SET status = 'processing', worker = 'bench', lease_expires_at = now() + interval '5 minutes', attempt_count = attempt_count + 1, started_at = now(), next_attempt_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1 WHERE id = (SELECT id FROM bench_floor.item_execution WHERE status IN ('pending', 'retrying') AND is_active AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY queue_position LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ie.id, ie.attempt_count), h AS (INSERT INTO bench_floor.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by) SELECT id, 'pending', 'processing', now(), current_user FROM c) SELECT id, attempt_count AS attempt FROM c
+\gset
+WITH c AS (UPDATE bench_floor.item_execution SET status = 'completed', result_payload = NULL, finished_at = now(), lease_expires_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1 WHERE id = :id AND status = 'processing' AND attempt_count = :attempt RETURNING id) INSERT INTO bench_floor.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by) SELECT id, 'processing', 'completed', now(), current_user FROM c;
+SQL
+
+cat >"$WORK/ac100.sql" <<'SQL'
+SELECT count(automation_core.complete(id, NULL, attempt_count)) FROM automation_core.claim(NULL, 'bench', 100);
+SQL
+
+# pgbench_tps SCRIPT CLIENTS -t N | -T SECONDS
+pgbench_tps() {
+	local out
+	out=$(pgbench -n -M prepared -f "$1" -c "$2" -j "$(($2 < 2 ? 1 : 2))" "$3" "$4" 2>"$WORK/pgbench.err") ||
+		{ cat "$WORK/pgbench.err" >&2; return 1; }
+	out=$(echo "$out" | tps_of)
+	echo "${out:-nan}"
+}
+
+###########################################################################
+# claim + complete, one item per call, against the floor
+###########################################################################
+declare -A AC_ONE
+one_clients=()
+if want one; then one_clients=(1 8 32)
+elif want graphile; then one_clients=(8 32)
+elif want batch; then one_clients=(8)
+fi
+for clients in "${one_clients[@]}"; do
+	ac=() fl=()
+	for r in $(seq "$RUNS"); do
+		reset_queue; ac_run
+		ac+=("$(pgbench_tps "$WORK/ac1.sql" "$clients" -T "$DUR")")
+		msg="one item per call, $clients clients, run $r: automation_core ${ac[-1]}/s"
+		if want one; then
+			reset_queue; floor_run
+			fl+=("$(pgbench_tps "$WORK/floor1.sql" "$clients" -T "$DUR")")
+			msg="$msg, floor ${fl[-1]}/s"
+		fi
+		log "$msg"
+	done
+	AC_ONE[$clients]=$(printf '%s\n' "${ac[@]}" | median)
+	if want one; then
+		f=$(printf '%s\n' "${fl[@]}" | median)
+		row "claim + complete, 1 item per call (items/s)" "$clients client$([ "$clients" = 1 ] || echo s)" \
+			"$(fmt "$f")" "$(fmt "${AC_ONE[$clients]}")" "$(ratio "${AC_ONE[$clients]}" "$f")" "≥ 0.9× floor"
+	fi
+done
+
+###########################################################################
+# Graphile Worker at 8 and 32 workers, no-op task
+###########################################################################
+graphile_setup() {
+	command -v npm >/dev/null && command -v node >/dev/null || { log "npm or node missing"; return 1; }
+	log "== installing graphile-worker@$GW_VERSION"
+	(cd "$WORK" && npm init -y >/dev/null 2>&1 &&
+		timeout 180 npm install --no-audit --no-fund --loglevel=error "graphile-worker@$GW_VERSION" >"$WORK/npm.log" 2>&1) ||
+		{ tail -5 "$WORK/npm.log" >&2; return 1; }
+	cat >"$WORK/gw.js" <<'JS'
+// Runs Graphile Worker until the queue is empty with a no-op task and a
+// silent logger; prints jobs per second from the first job to the end.
+const { runOnce, runMigrations, Logger } = require("graphile-worker");
+const logger = new Logger(() => () => {});
+const mode = process.argv[2];
+const concurrency = Number(process.argv[3] || 1);
+let first = null;
+let n = 0;
+(async () => {
+	if (mode === "migrate") {
+		await runMigrations({ logger });
+		return;
+	}
+	await runOnce({
+		concurrency,
+		maxPoolSize: concurrency + 2,
+		logger,
+		taskList: {
+			noop: async () => {
+				if (first === null) first = process.hrtime.bigint();
+				n++;
+			},
+		},
+	});
+	const secs = Number(process.hrtime.bigint() - first) / 1e9;
+	console.log((n / secs).toFixed(1));
+})().catch((e) => {
+	console.error(e);
+	process.exit(1);
+});
+JS
+	q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_graphile" -c "CREATE DATABASE ac_bench_graphile" >/dev/null 2>&1
+	(cd "$WORK" && PGDATABASE=ac_bench_graphile node gw.js migrate)
+}
+
+if want graphile; then
+	if graphile_setup; then
+		for clients in 8 32; do
+			gw=()
+			for r in $(seq "$RUNS"); do
+				q -d ac_bench_graphile -c "SELECT count(graphile_worker.add_job('noop')) FROM generate_series(1, $GW_JOBS)" >/dev/null
+				q -d ac_bench_graphile -c "VACUUM ANALYZE" >/dev/null
+				gw+=("$(cd "$WORK" && PGDATABASE=ac_bench_graphile node gw.js run "$clients")")
+				log "graphile-worker $clients workers, run $r: ${gw[-1]} jobs/s"
+			done
+			g=$(printf '%s\n' "${gw[@]}" | median)
+			row "claim + complete vs Graphile Worker $GW_VERSION, no-op job (items/s)" "$clients client$([ "$clients" = 1 ] || echo s)" \
+				"$(fmt "$g")" "$(fmt "${AC_ONE[$clients]}")" "$(ratio "${AC_ONE[$clients]}" "$g")" "≥ 1.0× Graphile Worker"
+		done
+	else
+		log "skipping Graphile Worker: npm, node or the npm registry is out of reach"
+	fi
+fi
+
+###########################################################################
+# claim 100 + complete 100 in one call, 8 clients
+###########################################################################
+if want batch; then
+	b=()
+	for r in $(seq "$RUNS"); do
+		reset_queue; ac_run
+		t=$(pgbench_tps "$WORK/ac100.sql" 8 -t 5)
+		b+=("$(awk -v t="$t" 'BEGIN { print t * 100 }')")
+		log "100 items per call, 8 clients, run $r: ${b[-1]} items/s"
+	done
+	m=$(printf '%s\n' "${b[@]}" | median)
+	row "claim 100 + complete 100 per call (items/s)" "8 clients" \
+		"$(fmt "${AC_ONE[8]}") (1 per call)" "$(fmt "$m")" "$(ratio "$m" "${AC_ONE[8]}")" "≥ 10× 1 per call"
+fi
+
+###########################################################################
+# start_run of 100,000 items against INSERT ... SELECT into the floor copy
+###########################################################################
+if want start; then
+	s=() f=()
+	for r in $(seq "$RUNS"); do
+		reset_queue
+		q -c "CHECKPOINT" >/dev/null
+		t0=$(now_ms)
+		q -c "SELECT id FROM automation_core.start_run('$AUTO_BIG')" >/dev/null
+		s+=($(($(now_ms) - t0)))
+		q -c "CHECKPOINT" >/dev/null
+		t0=$(now_ms)
+		q <<SQL
+INSERT INTO bench_floor.item_execution (run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
+SELECT r, b.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
+FROM gen_random_uuid() r, automation_core.batch b JOIN automation_core.item i ON i.batch_id = b.id AND i.is_active
+WHERE b.automation_id = '$AUTO_BIG' AND b.is_active ORDER BY b.created_at, b.name, i.sequence_number;
+SQL
+		f+=($(($(now_ms) - t0)))
+		log "start_run 100,000 items, run $r: ${s[-1]} ms, floor ${f[-1]} ms"
+	done
+	sm=$(printf '%s\n' "${s[@]}" | median)
+	fm=$(printf '%s\n' "${f[@]}" | median)
+	row "start_run, 100,000 items (s)" "1 client" "$(fmt "$(awk -v x="$fm" 'BEGIN { print x / 1000 }')" 2)" \
+		"$(fmt "$(awk -v x="$sm" 'BEGIN { print x / 1000 }')" 2)" "$(ratio "$sm" "$fm")" "≤ 1.5× floor"
+fi
+
+###########################################################################
+# claim + complete latency with 1,000,000 finished item executions
+###########################################################################
+# median latency in ms of LAT_CALLS one-item claim + complete calls, 1 client
+latency_ms() {
+	rm -f "$WORK"/lat*
+	pgbench -n -M prepared -f "$WORK/ac1.sql" -c 1 -t "$LAT_CALLS" -l --log-prefix="$WORK/lat" >/dev/null 2>"$WORK/pgbench.err" ||
+		{ cat "$WORK/pgbench.err" >&2; return 1; }
+	cat "$WORK"/lat* | awk '{ print $3 / 1000 }' | median
+}
+
+if want latency; then
+	reset_queue; ac_run
+	q -c "VACUUM ANALYZE automation_core.item_execution" >/dev/null
+	e=()
+	for r in $(seq "$RUNS"); do
+		e+=("$(latency_ms)")
+		log "latency, empty table, run $r: ${e[-1]} ms"
+	done
+	reset_queue
+	# What ten finished runs of bench_big leave behind: 1,000,000 completed
+	# item executions, each with its last history row (a real run writes
+	# three; claim and complete never read the history). Written in replica
+	# mode, as a restore would, because making them with start_run and two
+	# UPDATEs takes minutes on a small machine.
+	log "== 1,000,000 finished item executions"
+	t0=$(now_ms)
+	q <<SQL
+SET session_replication_role = replica;
+CREATE TEMP TABLE old_runs AS
+	SELECT gen_random_uuid() AS run_id, r FROM generate_series(1, 10) r;
+INSERT INTO automation_core.run (id, automation_id, status, started_at, finished_at, created_by, updated_by, version)
+SELECT run_id, '$AUTO_BIG', 'completed', now(), now(), current_user, current_user, 3 FROM old_runs;
+INSERT INTO automation_core.batch_execution (run_id, batch_id, status, started_at, finished_at, created_by, updated_by, version)
+SELECT o.run_id, b.id, 'completed', now(), now(), current_user, current_user, 3
+FROM old_runs o, automation_core.batch b WHERE b.automation_id = '$AUTO_BIG';
+INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id, status, attempt_count,
+	started_at, finished_at, queue_position, created_by, updated_by, version)
+SELECT be.run_id, be.id, i.id, 'completed', 1, now(), now(),
+	   nextval('automation_core.item_execution_queue_seq'), current_user, current_user, 3
+FROM old_runs o JOIN automation_core.batch_execution be ON be.run_id = o.run_id
+JOIN automation_core.batch b ON b.id = be.batch_id
+JOIN automation_core.item i ON i.batch_id = be.batch_id
+ORDER BY o.r, b.name, i.sequence_number;
+INSERT INTO automation_core.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by)
+SELECT ie.id, 'processing', 'completed', now(), current_user
+FROM automation_core.item_execution ie
+WHERE ie.status = 'completed';
+SQL
+	q -c "VACUUM ANALYZE automation_core.item_execution" -c "VACUUM ANALYZE automation_core.item_state_history" >/dev/null
+	log "   generated in $(($(now_ms) - t0)) ms; $(q -c "SELECT count(*) FROM automation_core.item_execution WHERE status = 'completed'") completed"
+	ac_run
+	q -c "VACUUM ANALYZE automation_core.item_execution" >/dev/null
+	l=()
+	for r in $(seq "$RUNS"); do
+		l+=("$(latency_ms)")
+		log "latency, 1,000,000 finished rows, run $r: ${l[-1]} ms"
+	done
+	em=$(printf '%s\n' "${e[@]}" | median)
+	lm=$(printf '%s\n' "${l[@]}" | median)
+	row "claim + complete latency, 1 item (ms)" "1 client, 1,000,000 finished rows" \
+		"$(fmt "$em" 3) (empty)" "$(fmt "$lm" 3)" "$(ratio "$lm" "$em")" "≤ 2× empty"
+	reset_queue
+fi

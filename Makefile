@@ -10,14 +10,15 @@ OBJS = \
 	src/history.o \
 	src/rollup.o \
 	src/events.o \
+	src/consumer.o \
 	src/api.o
 
 DATA = automation_core--1.0.sql
 PGFILEDESC = "automation_core - automation state machine, work queue and events"
 
-REGRESS = install hostile_search_path status audit transitions retry history privileges orchestration
+REGRESS = install hostile_search_path status audit transitions retry history privileges orchestration events
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
-ISOLATION = concurrent_finish concurrent_version
+ISOLATION = concurrent_finish concurrent_version events_notify events_order
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso
 
 PG_CONFIG ?= pg_config

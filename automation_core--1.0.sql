@@ -560,9 +560,9 @@ BEGIN
 				  HINT = 'Acknowledge the id of the last event next_events returned; it may have been purged meanwhile.';
 	END IF;
 	IF my_epoch IS NOT NULL AND (ev.epoch, ev.txid) >= (my_epoch, pg_snapshot_xmin(pg_current_snapshot())) THEN
-		RAISE EXCEPTION 'event % cannot be acknowledged yet', ev.id
+		RAISE EXCEPTION 'event cannot be acknowledged while its transaction or an older one is running'
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  DETAIL = format('transaction %s or an older one is still running.', ev.txid),
+				  DETAIL = format('event %s was written by transaction %s.', ev.id, ev.txid),
 				  HINT = 'Acknowledge only events returned by next_events.';
 	END IF;
 	-- Positions only move forward: acknowledging an earlier event again

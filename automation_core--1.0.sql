@@ -37,10 +37,10 @@ CREATE FUNCTION automation_core.guard_row() RETURNS trigger
 COMMENT ON FUNCTION automation_core.guard_row() IS
 	'BEFORE ROW trigger: audit fields, version, names, state machine, retry limits, history';
 
-CREATE FUNCTION automation_core.after_insert_row() RETURNS trigger
-	AS 'MODULE_PATHNAME', 'ac_after_insert_row' LANGUAGE C;
-COMMENT ON FUNCTION automation_core.after_insert_row() IS
-	'AFTER INSERT ROW trigger: first history row of an item execution';
+CREATE FUNCTION automation_core.after_insert_statement() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_after_insert_statement' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.after_insert_statement() IS
+	'AFTER INSERT STATEMENT trigger: the first history row of every inserted item execution';
 
 CREATE FUNCTION automation_core.after_update_row() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'ac_after_update_row' LANGUAGE C;
@@ -163,7 +163,8 @@ CREATE TABLE automation_core.batch_execution (
 	updated_by varchar(100),
 	version integer NOT NULL DEFAULT 1,
 	is_active boolean NOT NULL DEFAULT true,
-	CONSTRAINT batch_execution_run_id_batch_id_key UNIQUE (run_id, batch_id)
+	CONSTRAINT batch_execution_run_id_batch_id_key UNIQUE (run_id, batch_id),
+	CONSTRAINT batch_execution_id_run_id_key UNIQUE (id, run_id)
 );
 CREATE INDEX batch_execution_batch_id_idx ON automation_core.batch_execution (batch_id);
 COMMENT ON TABLE automation_core.batch_execution IS
@@ -175,8 +176,8 @@ COMMENT ON SEQUENCE automation_core.item_execution_queue_seq IS
 
 CREATE TABLE automation_core.item_execution (
 	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
-	run_id uuid NOT NULL REFERENCES automation_core.run (id) ON DELETE CASCADE,
-	batch_execution_id uuid NOT NULL REFERENCES automation_core.batch_execution (id) ON DELETE CASCADE,
+	run_id uuid NOT NULL,
+	batch_execution_id uuid NOT NULL,
 	item_id uuid NOT NULL REFERENCES automation_core.item (id) ON DELETE CASCADE,
 	status automation_core.execution_status NOT NULL DEFAULT 'pending',
 	result_payload jsonb,
@@ -197,7 +198,11 @@ CREATE TABLE automation_core.item_execution (
 	version integer NOT NULL DEFAULT 1,
 	is_active boolean NOT NULL DEFAULT true,
 	CONSTRAINT item_execution_retry_limit CHECK ((max_attempts IS NULL OR max_attempts >= 1) AND attempt_count >= 0),
-	CONSTRAINT item_execution_run_id_item_id_key UNIQUE (run_id, item_id)
+	CONSTRAINT item_execution_run_id_item_id_key UNIQUE (run_id, item_id),
+	-- one reference covers both the batch execution and its run, so an item
+	-- execution can never belong to another run than its batch execution
+	CONSTRAINT item_execution_batch_execution_fkey FOREIGN KEY (batch_execution_id, run_id)
+		REFERENCES automation_core.batch_execution (id, run_id) ON DELETE CASCADE
 );
 ALTER SEQUENCE automation_core.item_execution_queue_seq
 	OWNED BY automation_core.item_execution.queue_position;
@@ -215,6 +220,8 @@ CREATE INDEX item_execution_open_idx ON automation_core.item_execution (batch_ex
 -- Leases to expire.
 CREATE INDEX item_execution_lease_idx ON automation_core.item_execution (lease_expires_at)
 	WHERE status = 'processing';
+COMMENT ON COLUMN automation_core.item_execution.run_id IS
+	'the run; must be the run of batch_execution_id (checked by the foreign key on both)';
 COMMENT ON TABLE automation_core.item_execution IS
 	'one item within one run: the unit workers claim, complete, fail and retry';
 COMMENT ON COLUMN automation_core.item_execution.attempt_count IS
@@ -332,8 +339,9 @@ CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.orchestratio
 CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.run_orchestration
 	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
 
-CREATE TRIGGER after_insert_row AFTER INSERT ON automation_core.item_execution
-	FOR EACH ROW EXECUTE FUNCTION automation_core.after_insert_row();
+CREATE TRIGGER after_insert_statement AFTER INSERT ON automation_core.item_execution
+	REFERENCING NEW TABLE AS inserted
+	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.after_insert_statement();
 
 CREATE TRIGGER after_update_row AFTER UPDATE OF status ON automation_core.run
 	FOR EACH ROW EXECUTE FUNCTION automation_core.after_update_row();
@@ -349,6 +357,88 @@ CREATE TRIGGER history_guard BEFORE INSERT OR UPDATE OR DELETE ON automation_cor
 	FOR EACH ROW EXECUTE FUNCTION automation_core.history_guard();
 CREATE TRIGGER history_guard_truncate BEFORE TRUNCATE ON automation_core.item_state_history
 	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.history_guard();
+
+--------------------------------------------------------------------------
+-- Execution API
+--------------------------------------------------------------------------
+
+CREATE FUNCTION automation_core.start_run(automation_id uuid,
+										  correlation_id text DEFAULT NULL,
+										  max_attempts integer DEFAULT NULL)
+	RETURNS automation_core.run
+	AS 'MODULE_PATHNAME', 'ac_start_run' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.start_run(uuid, text, integer) IS
+	'creates a run with one batch execution per active batch and one item execution per active item, and starts it';
+
+CREATE FUNCTION automation_core.claim(run_id uuid DEFAULT NULL,
+									  worker text DEFAULT NULL,
+									  max_items integer DEFAULT 1,
+									  lease interval DEFAULT '5 minutes')
+	RETURNS SETOF automation_core.item_execution
+	AS 'MODULE_PATHNAME', 'ac_claim' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.claim(uuid, text, integer, interval) IS
+	'moves up to max_items ready item executions to processing, oldest first, each to one worker only; attempt_count is the fencing token';
+
+CREATE FUNCTION automation_core.heartbeat(item_execution_id uuid, attempt integer,
+										  lease interval DEFAULT '5 minutes')
+	RETURNS automation_core.item_execution
+	AS 'MODULE_PATHNAME', 'ac_heartbeat' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.heartbeat(uuid, integer, interval) IS
+	'extends the lease of a processing item execution held with this attempt';
+
+CREATE FUNCTION automation_core.complete(item_execution_id uuid, result jsonb DEFAULT NULL,
+										 attempt integer DEFAULT NULL)
+	RETURNS automation_core.item_execution
+	AS 'MODULE_PATHNAME', 'ac_complete' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.complete(uuid, jsonb, integer) IS
+	'completes a processing item execution with its result';
+
+CREATE FUNCTION automation_core.fail(item_execution_id uuid, error text,
+									 retryable boolean DEFAULT true,
+									 retry_delay interval DEFAULT NULL,
+									 attempt integer DEFAULT NULL)
+	RETURNS automation_core.item_execution
+	AS 'MODULE_PATHNAME', 'ac_fail' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.fail(uuid, text, boolean, interval, integer) IS
+	'fails a processing item execution: retrying when retryable and attempts remain, else failed';
+
+CREATE FUNCTION automation_core.cancel_run(run_id uuid, reason text,
+										   expected_version integer DEFAULT NULL)
+	RETURNS automation_core.run
+	AS 'MODULE_PATHNAME', 'ac_cancel_run' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.cancel_run(uuid, text, integer) IS
+	'cancels a run with its open batch and item executions';
+
+CREATE FUNCTION automation_core.expire_leases()
+	RETURNS integer
+	AS 'MODULE_PATHNAME', 'ac_expire_leases' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.expire_leases() IS
+	'fails every processing item execution whose lease expired, under the retry rule; returns how many';
+
+CREATE VIEW automation_core.run_progress AS
+SELECT r.id AS run_id,
+	   r.automation_id,
+	   r.correlation_id,
+	   r.status,
+	   pg_catalog.count(ie.id) AS total,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'pending') AS pending,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'processing') AS processing,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'retrying') AS retrying,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'completed') AS completed,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'failed') AS failed,
+	   pg_catalog.count(ie.id) FILTER (WHERE ie.status = 'cancelled') AS cancelled,
+	   CASE WHEN pg_catalog.count(ie.id) OPERATOR(pg_catalog.=) 0
+			THEN (CASE WHEN r.status IN ('completed', 'failed', 'cancelled') THEN 100.0 ELSE 0.0 END)::numeric(5,1)
+			ELSE (100.0 OPERATOR(pg_catalog.*) pg_catalog.count(ie.id) FILTER (WHERE ie.status IN ('completed', 'failed', 'cancelled'))
+				  OPERATOR(pg_catalog./) pg_catalog.count(ie.id))::numeric(5,1)
+	   END AS percent_done,
+	   r.started_at,
+	   r.finished_at
+FROM automation_core.run r
+LEFT JOIN automation_core.item_execution ie ON ie.run_id OPERATOR(pg_catalog.=) r.id
+GROUP BY r.id;
+COMMENT ON VIEW automation_core.run_progress IS
+	'per run: item executions per status, percent done, start and finish';
 
 --------------------------------------------------------------------------
 -- pg_dump keeps the rows of every table holding user data.

@@ -2,10 +2,610 @@
  *
  * api.c
  *		The execution API: start_run, claim, heartbeat, complete, fail,
- *		cancel_run, expire_leases.
+ *		cancel_run and expire_leases.
+ *
+ *		These functions are conveniences over plain DML: the triggers of
+ *		guard.c and rollup.c enforce every rule, so each function is one
+ *		set-based statement on its fast path. When that statement finds no
+ *		row, a second look says why (unknown id, lost lease, cancelled item,
+ *		a transition the state machine refuses) and raises the matching
+ *		SQLSTATE.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+#include "utils/uuid.h"
+
 #include "automation_core.h"
+#include "spi_util.h"
+
+PG_FUNCTION_INFO_V1(ac_start_run);
+PG_FUNCTION_INFO_V1(ac_claim);
+PG_FUNCTION_INFO_V1(ac_heartbeat);
+PG_FUNCTION_INFO_V1(ac_complete);
+PG_FUNCTION_INFO_V1(ac_fail);
+PG_FUNCTION_INFO_V1(ac_cancel_run);
+PG_FUNCTION_INFO_V1(ac_expire_leases);
+
+#define IE "automation_core.item_execution"
+
+/* start_run */
+static AcPlan p_automation = {
+	"SELECT is_active FROM automation_core.automation WHERE id = $1 FOR KEY SHARE",
+	1, {UUIDOID}
+};
+static AcPlan p_insert_run = {
+	"INSERT INTO automation_core.run (automation_id, correlation_id) "
+	"VALUES ($1, $2) RETURNING id",
+	2, {UUIDOID, TEXTOID}
+};
+static AcPlan p_insert_batch_executions = {
+	"INSERT INTO automation_core.batch_execution (run_id, batch_id) "
+	"SELECT $1, b.id FROM automation_core.batch b "
+	"WHERE b.automation_id = $2 AND b.is_active ORDER BY b.created_at, b.name",
+	2, {UUIDOID, UUIDOID}
+};
+static AcPlan p_insert_item_executions = {
+	"INSERT INTO " IE " (run_id, batch_execution_id, item_id, max_attempts, queue_position) "
+	"SELECT $1, o.batch_execution_id, o.item_id, $2, "
+	"       pg_catalog.nextval('automation_core.item_execution_queue_seq'::pg_catalog.regclass) "
+	"FROM (SELECT be.id AS batch_execution_id, i.id AS item_id "
+	"      FROM automation_core.batch_execution be "
+	"      JOIN automation_core.batch b ON b.id = be.batch_id "
+	"      JOIN automation_core.item i ON i.batch_id = be.batch_id AND i.is_active "
+	"      WHERE be.run_id = $1 "
+	"      ORDER BY b.created_at, b.name, i.sequence_number) o",
+	2, {UUIDOID, INT4OID}
+};
+static AcPlan p_run_processing = {
+	"UPDATE automation_core.run SET status = 'processing' WHERE id = $1", 1, {UUIDOID}
+};
+static AcPlan p_empty_batches = {
+	"UPDATE automation_core.batch_execution be SET status = $2 "
+	"WHERE be.run_id = $1 AND be.status <> $2 AND NOT EXISTS "
+	"  (SELECT 1 FROM " IE " ie WHERE ie.batch_execution_id = be.id)",
+	2, {UUIDOID, AC_TYPE_STATUS}
+};
+static AcPlan p_run_finish_if_empty = {
+	"UPDATE automation_core.run r SET status = 'completed' "
+	"WHERE r.id = $1 AND r.status = 'processing' AND NOT EXISTS "
+	"  (SELECT 1 FROM automation_core.batch_execution be WHERE be.run_id = r.id)",
+	1, {UUIDOID}
+};
+static AcPlan p_select_run = {
+	"SELECT r FROM automation_core.run r WHERE r.id = $1", 1, {UUIDOID}
+};
+
+/* claim */
+#define CLAIM_SET \
+	"UPDATE " IE " ie SET status = 'processing', worker = $2, " \
+	"       lease_expires_at = pg_catalog.now() + $4 "
+#define CLAIM_READY \
+	"WHERE status IN ('pending', 'retrying') AND is_active " \
+	"  AND (next_attempt_at IS NULL OR next_attempt_at <= pg_catalog.now()) "
+static AcPlan p_claim_any = {
+	CLAIM_SET
+	"FROM (SELECT id FROM " IE " " CLAIM_READY
+	"      ORDER BY queue_position LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED) c "
+	"WHERE ie.id = c.id RETURNING ie",
+	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}
+};
+static AcPlan p_claim_run = {
+	CLAIM_SET
+	"FROM (SELECT id FROM " IE " " CLAIM_READY " AND run_id = $1 "
+	"      ORDER BY queue_position LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED) c "
+	"WHERE ie.id = c.id RETURNING ie",
+	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}
+};
+static AcPlan p_run_exists = {
+	"SELECT 1 FROM automation_core.run WHERE id = $1", 1, {UUIDOID}
+};
+
+/* heartbeat, complete, fail */
+static AcPlan p_heartbeat = {
+	"UPDATE " IE " ie SET lease_expires_at = pg_catalog.now() + $3 "
+	"WHERE id = $1 AND status = 'processing' AND attempt_count = $2 RETURNING ie",
+	3, {UUIDOID, INT4OID, INTERVALOID}
+};
+static AcPlan p_complete = {
+	"UPDATE " IE " ie SET status = 'completed', result_payload = $2 "
+	"WHERE id = $1 AND status = 'processing' AND ($3 IS NULL OR attempt_count = $3) "
+	"RETURNING ie",
+	3, {UUIDOID, JSONBOID, INT4OID}
+};
+static AcPlan p_fail = {
+	"UPDATE " IE " ie SET "
+	"  status = CASE WHEN $3 AND max_attempts IS NOT NULL AND attempt_count < max_attempts "
+	"                THEN 'retrying' ELSE 'failed' END::automation_core.execution_status, "
+	"  error_message = $2, "
+	"  next_attempt_at = CASE WHEN $3 AND max_attempts IS NOT NULL "
+	"                          AND attempt_count < max_attempts AND $4 IS NOT NULL "
+	"                     THEN pg_catalog.now() + $4 END "
+	"WHERE id = $1 AND status = 'processing' AND ($5 IS NULL OR attempt_count = $5) "
+	"RETURNING ie",
+	5, {UUIDOID, TEXTOID, BOOLOID, INTERVALOID, INT4OID}
+};
+static AcPlan p_item_state = {
+	"SELECT status, attempt_count, run_id FROM " IE " WHERE id = $1", 1, {UUIDOID}
+};
+
+/* cancel_run */
+static AcPlan p_run_state = {
+	"SELECT version FROM automation_core.run WHERE id = $1", 1, {UUIDOID}
+};
+static AcPlan p_lock_run_items = {
+	"SELECT 1 FROM " IE " WHERE run_id = $1 "
+	"AND status IN ('pending', 'processing', 'retrying') FOR NO KEY UPDATE",
+	1, {UUIDOID}
+};
+static AcPlan p_lock_run_batches = {
+	"SELECT 1 FROM automation_core.batch_execution WHERE run_id = $1 "
+	"AND status IN ('pending', 'processing') FOR NO KEY UPDATE",
+	1, {UUIDOID}
+};
+static AcPlan p_cancel_run = {
+	"UPDATE automation_core.run r SET status = 'cancelled', cancellation_reason = $2 "
+	"WHERE id = $1 AND ($3 IS NULL OR version = $3) RETURNING r",
+	3, {UUIDOID, TEXTOID, INT4OID}
+};
+
+/* expire_leases */
+static AcPlan p_expire = {
+	"UPDATE " IE " ie SET "
+	"  status = CASE WHEN max_attempts IS NOT NULL AND attempt_count < max_attempts "
+	"                THEN 'retrying' ELSE 'failed' END::automation_core.execution_status, "
+	"  error_message = 'lease expired' "
+	"FROM (SELECT id FROM " IE " WHERE status = 'processing' "
+	"      AND lease_expires_at < pg_catalog.now() FOR NO KEY UPDATE SKIP LOCKED) x "
+	"WHERE ie.id = x.id",
+	0, {}
+};
+
+static char *
+uuid_text(Datum d)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out, d));
+}
+
+static void
+raise_unknown(const char *what, Datum id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("%s does not exist", what),
+			 errdetail("No %s has id %s.", what, uuid_text(id))));
+}
+
+/* Copy the composite in column 1 of row 0 out of SPI memory. */
+static Datum
+result_composite(void)
+{
+	bool		isnull;
+	Datum		d = ac_spi_value(0, 1, &isnull);
+
+	return SPI_datumTransfer(d, false, -1);
+}
+
+static void
+check_lease(Interval *lease)
+{
+	if (lease->month < 0 || lease->day < 0 || lease->time < 0 ||
+		(lease->month == 0 && lease->day == 0 && lease->time == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lease must be a positive interval")));
+}
+
+/*
+ * start_run(automation_id, correlation_id, max_attempts): the run, one batch
+ * execution per active batch and one item execution per active item, each
+ * made by a single INSERT ... SELECT; the run then enters processing.
+ */
+Datum
+ac_start_run(PG_FUNCTION_ARGS)
+{
+	Datum		automation_id;
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	Datum		run_id;
+	Datum		result;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("automation_id must not be null")));
+	automation_id = PG_GETARG_DATUM(0);
+	if (!PG_ARGISNULL(2) && PG_GETARG_INT32(2) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("max_attempts must be at least 1"),
+				 errdetail("max_attempts is %d.", PG_GETARG_INT32(2)),
+				 errhint("Pass NULL for no limit.")));
+
+	ac_spi_connect();
+	ac_plan_exec(&p_automation, &automation_id, NULL, false, 1);
+	if (SPI_processed == 0)
+		raise_unknown("automation", automation_id);
+	if (!DatumGetBool(ac_spi_value(0, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot start a run of an inactive automation"),
+				 errdetail("automation %s is inactive.", uuid_text(automation_id)),
+				 errhint("Set is_active = true on the automation first.")));
+
+	args[0] = automation_id;
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	ac_plan_exec(&p_insert_run, args, nulls, false, 0);
+	run_id = SPI_datumTransfer(ac_spi_value(0, 1, &isnull), false, 16);
+
+	args[0] = run_id;
+	args[1] = automation_id;
+	ac_plan_exec(&p_insert_batch_executions, args, NULL, false, 0);
+
+	args[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[0] = ' ';
+	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
+	ac_plan_exec(&p_insert_item_executions, args, nulls, false, 0);
+
+	ac_plan_exec(&p_run_processing, &run_id, NULL, false, 0);
+
+	/* batch executions without items end at once, and so does an empty run */
+	args[1] = ac_status_datum(AC_PROCESSING);
+	ac_plan_exec(&p_empty_batches, args, NULL, false, 0);
+	args[1] = ac_status_datum(AC_COMPLETED);
+	ac_plan_exec(&p_empty_batches, args, NULL, false, 0);
+	ac_plan_exec(&p_run_finish_if_empty, &run_id, NULL, false, 0);
+
+	ac_plan_exec(&p_select_run, &run_id, NULL, false, 1);
+	result = result_composite();
+	ac_spi_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/* Sort claimed rows by queue_position: first in, first out. */
+static int
+queue_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+typedef struct ClaimedRow
+{
+	int64		queue_position;
+	Datum		row;
+} ClaimedRow;
+
+/*
+ * claim(run_id, worker, max_items, lease): up to max_items ready item
+ * executions, oldest first, each to one worker only.
+ */
+Datum
+ac_claim(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int32		max_items;
+	Interval   *lease;
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	MemoryContext oldcxt;
+	ClaimedRow *rows;
+	uint64		n;
+	uint64		i;
+	AttrNumber	qp_att;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("claim must be called in a context that accepts a set")));
+
+	max_items = PG_ARGISNULL(2) ? 1 : PG_GETARG_INT32(2);
+	if (max_items < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_items must be at least 1"),
+				 errdetail("max_items is %d.", max_items)));
+	if (PG_ARGISNULL(3))
+	{
+		lease = palloc0(sizeof(Interval));
+		lease->time = (int64) ac_default_lease_ms * 1000;
+	}
+	else
+		lease = PG_GETARG_INTERVAL_P(3);
+	check_lease(lease);
+
+	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	args[2] = Int32GetDatum(max_items);
+	args[3] = IntervalPGetDatum(lease);
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "claim must return a composite type");
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	tupdesc = CreateTupleDescCopy(tupdesc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(oldcxt);
+
+	ac_spi_connect();
+	ac_plan_exec(PG_ARGISNULL(0) ? &p_claim_any : &p_claim_run, args, nulls, false, 0);
+	n = SPI_processed;
+	if (n == 0 && !PG_ARGISNULL(0))
+	{
+		ac_plan_exec(&p_run_exists, args, NULL, false, 1);
+		if (SPI_processed == 0)
+			raise_unknown("run", args[0]);
+	}
+
+	qp_att = InvalidAttrNumber;
+	for (i = 0; i < (uint64) tupdesc->natts; i++)
+		if (strcmp(NameStr(TupleDescAttr(tupdesc, i)->attname), "queue_position") == 0)
+			qp_att = i + 1;
+
+	rows = palloc(sizeof(ClaimedRow) * (n > 0 ? n : 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		HeapTupleHeader h = DatumGetHeapTupleHeader(ac_spi_value(i, 1, &isnull));
+		HeapTupleData tmp;
+
+		tmp.t_len = HeapTupleHeaderGetDatumLength(h);
+		tmp.t_data = h;
+		rows[i].row = PointerGetDatum(h);
+		rows[i].queue_position = qp_att == InvalidAttrNumber ? 0 :
+			DatumGetInt64(heap_getattr(&tmp, qp_att, tupdesc, &isnull));
+	}
+	if (n > 1)
+		qsort(rows, n, sizeof(ClaimedRow), queue_cmp);
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	for (i = 0; i < n; i++)
+	{
+		HeapTupleHeader h = (HeapTupleHeader) DatumGetPointer(rows[i].row);
+		HeapTupleData tmp;
+
+		tmp.t_len = HeapTupleHeaderGetDatumLength(h);
+		ItemPointerSetInvalid(&tmp.t_self);
+		tmp.t_tableOid = InvalidOid;
+		tmp.t_data = h;
+		tuplestore_puttuple(store, &tmp);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	ac_spi_finish();
+
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = tupdesc;
+	return (Datum) 0;
+}
+
+/*
+ * Why did the fast path of heartbeat/complete/fail find no row? Raises the
+ * error the contract names; returns only if the item looks fine now (a
+ * concurrent change), in which case the caller raises 40001.
+ */
+static void
+diagnose_item(Datum id, bool has_attempt, int32 attempt, const char *op)
+{
+	bool		isnull;
+	AcStatus	st;
+	int32		count;
+
+	ac_plan_exec(&p_item_state, &id, NULL, false, 1);
+	if (SPI_processed == 0)
+		raise_unknown("item execution", id);
+	st = ac_status_of_datum(ac_spi_value(0, 1, &isnull));
+	count = DatumGetInt32(ac_spi_value(0, 2, &isnull));
+
+	if (st == AC_CANCELLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("item execution was cancelled"),
+				 errdetail("item execution %s of run %s is cancelled; %s refused.",
+						   uuid_text(id), uuid_text(ac_spi_value(0, 3, &isnull)), op),
+				 errhint("Stop working on it: its run or batch execution was cancelled.")));
+	if (has_attempt && attempt != count)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("lease of item execution was lost"),
+				 errdetail("item execution %s is at attempt %d, %s came from attempt %d.",
+						   uuid_text(id), count, op, attempt),
+				 errhint("The item was handed to another worker; drop this attempt's work.")));
+	if (has_attempt && (st == AC_PENDING || st == AC_RETRYING))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("lease of item execution was lost"),
+				 errdetail("item execution %s is %s again after attempt %d; %s refused.",
+						   uuid_text(id), ac_status_name(st), attempt, op),
+				 errhint("The lease expired; the item will be claimed again.")));
+	if (st != AC_PROCESSING)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("item execution is %s, not processing", ac_status_name(st)),
+				 errdetail("item execution %s, status %s; %s refused.",
+						   uuid_text(id), ac_status_name(st), op),
+				 err_generic_string(PG_DIAG_SCHEMA_NAME, "automation_core"),
+				 err_generic_string(PG_DIAG_TABLE_NAME, "item_execution"),
+				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "item_execution_status_transition")));
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("item execution changed concurrently"),
+			 errdetail("item execution %s; %s refused.", uuid_text(id), op),
+			 errhint("Retry the call.")));
+}
+
+static Datum
+item_call(AcPlan *plan, Datum *args, const char *nulls, Datum id,
+		  bool has_attempt, int32 attempt, const char *op)
+{
+	Datum		result;
+
+	ac_spi_connect();
+	/* no row limit: a limit would stop the UPDATE before its statement triggers */
+	ac_plan_exec(plan, args, nulls, false, 0);
+	if (SPI_processed == 0)
+		diagnose_item(id, has_attempt, attempt, op);
+	result = result_composite();
+	ac_spi_finish();
+	return result;
+}
+
+static void
+require_id(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
+Datum
+ac_heartbeat(PG_FUNCTION_ARGS)
+{
+	Datum		args[3];
+	Interval   *lease;
+
+	require_id(fcinfo, 0, "item_execution_id");
+	require_id(fcinfo, 1, "attempt");
+	if (PG_ARGISNULL(2))
+	{
+		lease = palloc0(sizeof(Interval));
+		lease->time = (int64) ac_default_lease_ms * 1000;
+	}
+	else
+		lease = PG_GETARG_INTERVAL_P(2);
+	check_lease(lease);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	args[2] = IntervalPGetDatum(lease);
+	PG_RETURN_DATUM(item_call(&p_heartbeat, args, NULL, args[0], true,
+							  PG_GETARG_INT32(1), "heartbeat"));
+}
+
+Datum
+ac_complete(PG_FUNCTION_ARGS)
+{
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	require_id(fcinfo, 0, "item_execution_id");
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	PG_RETURN_DATUM(item_call(&p_complete, args, nulls, args[0], !PG_ARGISNULL(2),
+							  PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2), "complete"));
+}
+
+Datum
+ac_fail(PG_FUNCTION_ARGS)
+{
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	require_id(fcinfo, 0, "item_execution_id");
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	args[2] = BoolGetDatum(PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2));
+	args[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+	if (!PG_ARGISNULL(3))
+	{
+		Interval   *d = PG_GETARG_INTERVAL_P(3);
+
+		if (d->month < 0 || d->day < 0 || d->time < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("retry_delay must not be negative")));
+	}
+	args[4] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
+	nulls[4] = PG_ARGISNULL(4) ? 'n' : ' ';
+	PG_RETURN_DATUM(item_call(&p_fail, args, nulls, args[0], !PG_ARGISNULL(4),
+							  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4), "fail"));
+}
+
+/*
+ * cancel_run(run_id, reason, expected_version): locks the run's open item
+ * executions first, then its batch executions, then updates the run, whose
+ * trigger cascades. Workers lock in the same order (item, then batch
+ * execution, then run), so a cancel racing the last completions of a run
+ * waits for them instead of deadlocking.
+ */
+Datum
+ac_cancel_run(PG_FUNCTION_ARGS)
+{
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
+	int32		version;
+	Datum		result;
+
+	require_id(fcinfo, 0, "run_id");
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+
+	ac_spi_connect();
+	ac_plan_exec(&p_run_state, args, NULL, false, 1);
+	if (SPI_processed == 0)
+		raise_unknown("run", args[0]);
+	version = DatumGetInt32(ac_spi_value(0, 1, &isnull));
+	if (!PG_ARGISNULL(2) && version != PG_GETARG_INT32(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("run was changed by someone else"),
+				 errdetail("run %s is at version %d, expected version %d.",
+						   uuid_text(args[0]), version, PG_GETARG_INT32(2)),
+				 errhint("Read the run again and decide with its current state.")));
+
+	ac_plan_exec(&p_lock_run_items, args, NULL, false, 0);
+	ac_plan_exec(&p_lock_run_batches, args, NULL, false, 0);
+	ac_plan_exec(&p_cancel_run, args, nulls, false, 0);
+	if (SPI_processed == 0 && PG_ARGISNULL(2))
+		raise_unknown("run", args[0]);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("run was changed by someone else"),
+				 errdetail("run %s is no longer at version %d.",
+						   uuid_text(args[0]), PG_GETARG_INT32(2)),
+				 errhint("Read the run again and decide with its current state.")));
+	result = result_composite();
+	ac_spi_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/* expire_leases(): processing items past their lease fail under the retry rule */
+Datum
+ac_expire_leases(PG_FUNCTION_ARGS)
+{
+	uint64		n;
+
+	ac_spi_connect();
+	ac_plan_exec(&p_expire, NULL, NULL, false, 0);
+	n = SPI_processed;
+	ac_spi_finish();
+	PG_RETURN_INT32((int32) Min(n, (uint64) PG_INT32_MAX));
+}

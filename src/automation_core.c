@@ -14,6 +14,7 @@
 #include "utils/guc.h"
 
 #include "automation_core.h"
+#include "spi_util.h"
 
 PG_MODULE_MAGIC;
 
@@ -105,6 +106,7 @@ _PG_init(void)
 #endif
 
 	ac_catalog_init();
+	ac_spi_init();
 	ac_direct_insert_init();
 	ac_rollup_init();
 	ac_events_init();

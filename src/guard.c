@@ -19,19 +19,23 @@
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 #include "utils/uuid.h"
 
 #include "automation_core.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(ac_guard_row);
-PG_FUNCTION_INFO_V1(ac_after_insert_row);
+PG_FUNCTION_INFO_V1(ac_after_insert_statement);
 
 #define AUDIT_NAME_LEN 100
 
@@ -326,43 +330,27 @@ guard_name(GuardCtx *g, AcCol c, const char *what)
 }
 
 /* A run can only be created for an active automation. */
+static AcPlan p_automation_active = {
+	"SELECT is_active FROM automation_core.automation WHERE id = $1", 1, {UUIDOID}
+};
+
 static void
 guard_run_insert(GuardCtx *g)
 {
-	static SPIPlanPtr plan = NULL;
 	bool		isnull;
 	Datum		automation_id = get_new(g, AC_C_AUTOMATION_ID, &isnull);
-	int			rc;
 
 	if (isnull)
 		return;
-	SPI_connect();
-	if (plan == NULL)
-	{
-		Oid			argtypes[1] = {UUIDOID};
-
-		plan = SPI_prepare("SELECT is_active FROM automation_core.automation WHERE id = $1",
-						   1, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-	}
-	rc = SPI_execute_plan(plan, &automation_id, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 1)
-	{
-		bool		active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-														SPI_tuptable->tupdesc, 1, &isnull));
-
-		if (!active)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot start a run of an inactive automation"),
-					 errdetail("automation %s is inactive.", uuid_text(automation_id)),
-					 errhint("Set is_active = true on the automation first.")));
-	}
-	SPI_finish();
+	ac_spi_connect();
+	ac_plan_exec(&p_automation_active, &automation_id, NULL, false, 1);
+	if (SPI_processed == 1 && !DatumGetBool(ac_spi_value(0, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot start a run of an inactive automation"),
+				 errdetail("automation %s is inactive.", uuid_text(automation_id)),
+				 errhint("Set is_active = true on the automation first.")));
+	ac_spi_finish();
 }
 
 static TimestampTz
@@ -732,30 +720,68 @@ ac_guard_row(PG_FUNCTION_ARGS)
 	return PointerGetDatum(final);
 }
 
-/* AFTER INSERT on item_execution: the first history row (NULL -> pending) */
+/*
+ * AFTER INSERT ... FOR EACH STATEMENT on item_execution, with the inserted
+ * rows as a transition table: the first history row (NULL -> pending) of
+ * each. Reading the transition table once costs less than an AFTER ROW
+ * event per row, and only rows that were really inserted are in it (not
+ * those an ON CONFLICT clause skipped).
+ */
 Datum
-ac_after_insert_row(PG_FUNCTION_ARGS)
+ac_after_insert_statement(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
-	HeapTuple	tup;
 	TupleDesc	desc;
-	bool		isnull;
-	Datum		id;
-	Datum		by;
-	AcStatus	st;
+	TupleTableSlot *slot;
+	AttrNumber	id_att;
+	AttrNumber	status_att;
+	AttrNumber	by_att;
+	char	   *actor = NULL;
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
 
-	check_trigger_call(fcinfo, "after_insert_row", false);
-	td = (TriggerData *) fcinfo->context;
-	if (ac_table_of(RelationGetRelid(td->tg_relation)) != AC_T_ITEM_EXECUTION ||
-		!TRIGGER_FIRED_BY_INSERT(td->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("after_insert_row: must be fired after INSERT on automation_core.item_execution")));
-	tup = td->tg_trigtuple;
+				 errmsg("after_insert_statement: not called by trigger manager")));
+	td = (TriggerData *) fcinfo->context;
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL ||
+		ac_table_of(RelationGetRelid(td->tg_relation)) != AC_T_ITEM_EXECUTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("after_insert_statement: must be fired after INSERT on automation_core.item_execution, for each statement, with a NEW TABLE")));
+
 	desc = RelationGetDescr(td->tg_relation);
-	id = heap_getattr(tup, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID), desc, &isnull);
-	st = ac_status_of_datum(heap_getattr(tup, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS), desc, &isnull));
-	by = heap_getattr(tup, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_CREATED_BY), desc, &isnull);
-	ac_history_append(id, AC_STATUS_INVALID, st, isnull ? ac_actor() : TextDatumGetCString(by));
+	id_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID);
+	status_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS);
+	by_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_CREATED_BY);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "automation_core history rows",
+								   ALLOCSET_SMALL_SIZES);
+	tuplestore_rescan(td->tg_newtable);
+	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
+	{
+		bool		isnull;
+		Datum		id;
+		Datum		by;
+		AcStatus	st;
+
+		oldcxt = MemoryContextSwitchTo(rowcxt);
+		id = slot_getattr(slot, id_att, &isnull);
+		st = ac_status_of_datum(slot_getattr(slot, status_att, &isnull));
+		by = slot_getattr(slot, by_att, &isnull);
+		if (isnull && actor == NULL)
+		{
+			MemoryContextSwitchTo(oldcxt);
+			actor = ac_actor();
+			MemoryContextSwitchTo(rowcxt);
+		}
+		ac_history_append(id, AC_STATUS_INVALID, st, isnull ? actor : TextDatumGetCString(by));
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(rowcxt);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(rowcxt);
 	return PointerGetDatum(NULL);
 }

@@ -20,6 +20,7 @@
 #include "utils/uuid.h"
 
 #include "automation_core.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(ac_history_guard);
 
@@ -60,7 +61,9 @@ ac_history_append(Datum item_execution_id, AcStatus prev, AcStatus next,
 static bool
 item_execution_exists(Datum id)
 {
-	static SPIPlanPtr plan = NULL;
+	static AcPlan p_exists = {
+		"SELECT 1 FROM automation_core.item_execution WHERE id = $1", 1, {UUIDOID}
+	};
 	static TransactionId last_xid = InvalidTransactionId;
 	static CommandId last_cid = InvalidCommandId;
 	static pg_uuid_t last_gone;
@@ -68,28 +71,15 @@ item_execution_exists(Datum id)
 	CommandId	cid = GetCurrentCommandId(false);
 	pg_uuid_t  *u = DatumGetUUIDP(id);
 	bool		exists;
-	int			rc;
 
 	if (xid == last_xid && cid == last_cid && TransactionIdIsValid(xid) &&
 		memcmp(u, &last_gone, sizeof(pg_uuid_t)) == 0)
 		return false;
 
-	SPI_connect();
-	if (plan == NULL)
-	{
-		Oid			argtypes[1] = {UUIDOID};
-
-		plan = SPI_prepare("SELECT 1 FROM automation_core.item_execution WHERE id = $1",
-						   1, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-	}
-	rc = SPI_execute_plan(plan, &id, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	ac_spi_connect();
+	ac_plan_exec(&p_exists, &id, NULL, false, 1);
 	exists = SPI_processed > 0;
-	SPI_finish();
+	ac_spi_finish();
 
 	if (!exists)
 	{
@@ -106,7 +96,7 @@ refuse(Relation rel, const char *what)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("item_state_history is append-only"),
-			 errdetail("%s on automation_core.item_state_history is written by automation_core only.", what),
+			 errdetail("%s refused: history rows are written by automation_core only.", what),
 			 errhint("History rows are added by status changes of item executions and removed only by deleting the item execution."),
 			 rel ? errtableconstraint(rel, "item_state_history_append_only") : 0));
 }

@@ -41,6 +41,7 @@
 #include "utils/uuid.h"
 
 #include "automation_core.h"
+#include "spi_util.h"
 
 PG_FUNCTION_INFO_V1(ac_after_statement);
 PG_FUNCTION_INFO_V1(ac_after_update_row);
@@ -67,119 +68,77 @@ static int	maxseen = 0;
 int			ac_cascade_depth = 0;
 
 /* Kept plans */
-enum
-{
-	P_BATCH_STATUS,
-	P_BATCH_START,
-	P_RUN_START,
-	P_LOCK_OPEN_ITEM,
-	P_LOCK_BATCH,
-	P_BATCH_SUMMARY,
-	P_BATCH_SET,
-	P_LOCK_RUN,
-	P_RUN_SUMMARY,
-	P_RUN_FAILED_COUNT,
-	P_RUN_SET,
-	P_CASCADE_RUN,
-	P_CASCADE_BATCH,
-	P_NPLANS
-};
+#define OPEN_ITEM "status IN ('pending', 'processing', 'retrying')"
 
-static const char *const plan_sql[P_NPLANS] = {
-	[P_BATCH_STATUS] =
-	"SELECT status FROM automation_core.batch_execution WHERE id = $1",
-	[P_BATCH_START] =
+static AcPlan p_batch_status = {
+	"SELECT status FROM automation_core.batch_execution WHERE id = $1", 1, {UUIDOID}
+};
+static AcPlan p_batch_start = {
 	"UPDATE automation_core.batch_execution SET status = 'processing' "
-	"WHERE id = $1 AND status = 'pending'",
-	[P_RUN_START] =
+	"WHERE id = $1 AND status = 'pending'", 1, {UUIDOID}
+};
+static AcPlan p_run_start = {
 	"UPDATE automation_core.run SET status = 'processing' "
-	"WHERE id = $1 AND status = 'pending'",
-	[P_LOCK_OPEN_ITEM] =
+	"WHERE id = $1 AND status = 'pending'", 1, {UUIDOID}
+};
+static AcPlan p_lock_open_item = {
 	"SELECT 1 FROM automation_core.item_execution "
-	"WHERE batch_execution_id = $1 AND status IN ('pending', 'processing', 'retrying') "
-	"ORDER BY queue_position DESC LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED",
-	[P_LOCK_BATCH] =
+	"WHERE batch_execution_id = $1 AND " OPEN_ITEM " "
+	"ORDER BY queue_position DESC LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED", 1, {UUIDOID}
+};
+static AcPlan p_lock_batch = {
 	"SELECT status FROM automation_core.batch_execution WHERE id = $1 FOR NO KEY UPDATE",
-	[P_BATCH_SUMMARY] =
+	1, {UUIDOID}
+};
+static AcPlan p_batch_summary = {
 	"SELECT EXISTS (SELECT 1 FROM automation_core.item_execution "
-	"               WHERE batch_execution_id = $1 AND status IN ('pending', 'processing', 'retrying')), "
+	"               WHERE batch_execution_id = $1 AND " OPEN_ITEM "), "
 	"       EXISTS (SELECT 1 FROM automation_core.item_execution "
 	"               WHERE batch_execution_id = $1 AND status = 'failed'), "
 	"       EXISTS (SELECT 1 FROM automation_core.item_execution "
 	"               WHERE batch_execution_id = $1 AND status <> 'cancelled')",
-	[P_BATCH_SET] =
+	1, {UUIDOID}
+};
+static AcPlan p_batch_set = {
 	"UPDATE automation_core.batch_execution SET status = $2 WHERE id = $1",
-	[P_LOCK_RUN] =
-	"SELECT status FROM automation_core.run WHERE id = $1 FOR NO KEY UPDATE",
-	[P_RUN_SUMMARY] =
+	2, {UUIDOID, AC_TYPE_STATUS}
+};
+static AcPlan p_lock_run = {
+	"SELECT status FROM automation_core.run WHERE id = $1 FOR NO KEY UPDATE", 1, {UUIDOID}
+};
+static AcPlan p_run_summary = {
 	"SELECT EXISTS (SELECT 1 FROM automation_core.batch_execution "
-	"               WHERE run_id = $1 AND status IN ('pending', 'processing', 'retrying')), "
+	"               WHERE run_id = $1 AND " OPEN_ITEM "), "
 	"       EXISTS (SELECT 1 FROM automation_core.batch_execution "
 	"               WHERE run_id = $1 AND status = 'failed'), "
 	"       EXISTS (SELECT 1 FROM automation_core.batch_execution "
 	"               WHERE run_id = $1 AND status <> 'cancelled')",
-	[P_RUN_FAILED_COUNT] =
+	1, {UUIDOID}
+};
+static AcPlan p_run_failed_count = {
 	"SELECT pg_catalog.format('%s of %s item executions failed', "
 	"         count(*) FILTER (WHERE status = 'failed'), count(*)) "
-	"FROM automation_core.item_execution WHERE run_id = $1",
-	[P_RUN_SET] =
+	"FROM automation_core.item_execution WHERE run_id = $1", 1, {UUIDOID}
+};
+static AcPlan p_run_set = {
 	"UPDATE automation_core.run SET status = $2, "
 	"       error_summary = COALESCE($3, error_summary) WHERE id = $1",
-	[P_CASCADE_RUN] =
-	"UPDATE automation_core.batch_execution SET status = 'cancelled' "
-	"WHERE run_id = $1 AND status IN ('pending', 'processing')",
-	[P_CASCADE_BATCH] =
-	"UPDATE automation_core.item_execution SET status = 'cancelled' "
-	"WHERE batch_execution_id = $1 AND status IN ('pending', 'processing', 'retrying')",
+	3, {UUIDOID, AC_TYPE_STATUS, TEXTOID}
 };
-
-static SPIPlanPtr plans[P_NPLANS];
-
-static SPIPlanPtr
-get_plan(int which)
-{
-	if (plans[which] == NULL)
-	{
-		Oid			argtypes[3] = {UUIDOID, ac_status_type_oid(), TEXTOID};
-		int			nargs = 1;
-		SPIPlanPtr	p;
-
-		if (which == P_BATCH_SET)
-			nargs = 2;
-		else if (which == P_RUN_SET)
-			nargs = 3;
-		p = SPI_prepare(plan_sql[which], nargs, argtypes);
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", plan_sql[which],
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		plans[which] = p;
-	}
-	return plans[which];
-}
-
-/* Run a kept plan; latest = with a snapshot taken now (sees every commit). */
-static int
-exec_plan(int which, Datum *values, const char *nulls, bool latest, long limit)
-{
-	int			rc;
-
-	if (latest)
-		rc = SPI_execute_snapshot(get_plan(which), values, nulls,
-								  GetLatestSnapshot(), InvalidSnapshot,
-								  false, true, limit);
-	else
-		rc = SPI_execute_plan(get_plan(which), values, nulls, false, limit);
-	if (rc < 0)
-		elog(ERROR, "SPI failed for \"%s\": %s", plan_sql[which], SPI_result_code_string(rc));
-	return rc;
-}
+static AcPlan p_cascade_run = {
+	"UPDATE automation_core.batch_execution SET status = 'cancelled' "
+	"WHERE run_id = $1 AND status IN ('pending', 'processing')", 1, {UUIDOID}
+};
+static AcPlan p_cascade_batch = {
+	"UPDATE automation_core.item_execution SET status = 'cancelled' "
+	"WHERE batch_execution_id = $1 AND " OPEN_ITEM, 1, {UUIDOID}
+};
 
 static bool
 result_bool(int col)
 {
 	bool		isnull;
-	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+	Datum		d = ac_spi_value(0, col, &isnull);
 
 	return !isnull && DatumGetBool(d);
 }
@@ -188,7 +147,7 @@ static AcStatus
 result_status(void)
 {
 	bool		isnull;
-	Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	Datum		d = ac_spi_value(0, 1, &isnull);
 
 	return isnull ? AC_STATUS_INVALID : ac_status_of_datum(d);
 }
@@ -249,19 +208,19 @@ batch_start(Datum id)
 {
 	AcStatus	st;
 
-	exec_plan(P_BATCH_STATUS, &id, NULL, false, 1);
+	ac_plan_exec(&p_batch_status, &id, NULL, false, 1);
 	if (SPI_processed == 0)
 		return;
 	st = result_status();
 	if (st == AC_PENDING)
-		exec_plan(P_BATCH_START, &id, NULL, false, 0);
+		ac_plan_exec(&p_batch_start, &id, NULL, false, 0);
 	remember_started(DatumGetUUIDP(id));
 }
 
 static void
 run_start(Datum id)
 {
-	exec_plan(P_RUN_START, &id, NULL, false, 0);
+	ac_plan_exec(&p_run_start, &id, NULL, false, 0);
 }
 
 static void
@@ -274,18 +233,18 @@ batch_check(Datum id)
 	Datum		args[2];
 
 	/* 1. another open item we can hold: someone after us will decide */
-	exec_plan(P_LOCK_OPEN_ITEM, &id, NULL, true, 1);
+	ac_plan_exec(&p_lock_open_item, &id, NULL, true, 1);
 	if (SPI_processed > 0)
 		return;
 
 	/* 2. lock the batch execution, then look with a fresh snapshot */
-	exec_plan(P_LOCK_BATCH, &id, NULL, false, 1);
+	ac_plan_exec(&p_lock_batch, &id, NULL, false, 1);
 	if (SPI_processed == 0)
 		return;
 	st = result_status();
 	if (ac_status_is_terminal(st))
 		return;
-	exec_plan(P_BATCH_SUMMARY, &id, NULL, true, 1);
+	ac_plan_exec(&p_batch_summary, &id, NULL, true, 1);
 	if (result_bool(1))
 		return;
 	any_failed = result_bool(2);
@@ -296,10 +255,10 @@ batch_check(Datum id)
 	if (st == AC_PENDING && target != AC_CANCELLED)
 	{
 		args[1] = ac_status_datum(AC_PROCESSING);
-		exec_plan(P_BATCH_SET, args, NULL, false, 0);
+		ac_plan_exec(&p_batch_set, args, NULL, false, 0);
 	}
 	args[1] = ac_status_datum(target);
-	exec_plan(P_BATCH_SET, args, NULL, false, 0);
+	ac_plan_exec(&p_batch_set, args, NULL, false, 0);
 }
 
 static void
@@ -312,13 +271,13 @@ run_check(Datum id)
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', 'n'};
 
-	exec_plan(P_LOCK_RUN, &id, NULL, false, 1);
+	ac_plan_exec(&p_lock_run, &id, NULL, false, 1);
 	if (SPI_processed == 0)
 		return;
 	st = result_status();
 	if (ac_status_is_terminal(st))
 		return;
-	exec_plan(P_RUN_SUMMARY, &id, NULL, true, 1);
+	ac_plan_exec(&p_run_summary, &id, NULL, true, 1);
 	if (result_bool(1))
 		return;
 	any_failed = result_bool(2);
@@ -331,8 +290,8 @@ run_check(Datum id)
 	{
 		bool		isnull;
 
-		exec_plan(P_RUN_FAILED_COUNT, &id, NULL, true, 1);
-		args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		ac_plan_exec(&p_run_failed_count, &id, NULL, true, 1);
+		args[2] = ac_spi_value(0, 1, &isnull);
 		args[2] = PointerGetDatum(PG_DETOAST_DATUM_COPY(args[2]));
 		nulls[2] = ' ';
 	}
@@ -341,10 +300,10 @@ run_check(Datum id)
 		char		n1[3] = {' ', ' ', 'n'};
 
 		args[1] = ac_status_datum(AC_PROCESSING);
-		exec_plan(P_RUN_SET, args, n1, false, 0);
+		ac_plan_exec(&p_run_set, args, n1, false, 0);
 	}
 	args[1] = ac_status_datum(target);
-	exec_plan(P_RUN_SET, args, nulls, false, 0);
+	ac_plan_exec(&p_run_set, args, nulls, false, 0);
 }
 
 /* Carry out everything noted so far. */
@@ -354,7 +313,7 @@ ac_rollup_run_pending(void)
 	if (npending == 0)
 		return;
 
-	SPI_connect();
+	ac_spi_connect();
 	while (npending > 0)
 	{
 		RollupEntry e = pending[0];
@@ -379,7 +338,7 @@ ac_rollup_run_pending(void)
 				break;
 		}
 	}
-	SPI_finish();
+	ac_spi_finish();
 }
 
 /*
@@ -390,18 +349,18 @@ ac_rollup_run_pending(void)
 void
 ac_cascade_cancel(AcTable kind, Datum id)
 {
-	SPI_connect();
+	ac_spi_connect();
 	ac_cascade_depth++;
 	PG_TRY();
 	{
-		exec_plan(kind == AC_T_RUN ? P_CASCADE_RUN : P_CASCADE_BATCH, &id, NULL, false, 0);
+		ac_plan_exec(kind == AC_T_RUN ? &p_cascade_run : &p_cascade_batch, &id, NULL, false, 0);
 	}
 	PG_FINALLY();
 	{
 		ac_cascade_depth--;
 	}
 	PG_END_TRY();
-	SPI_finish();
+	ac_spi_finish();
 }
 
 Datum

@@ -1,0 +1,184 @@
+-- The execution API: start_run, claim, heartbeat, complete, fail,
+-- cancel_run, expire_leases and the run_progress view.
+SET client_min_messages = warning;
+CREATE SCHEMA api_test;
+SET search_path = api_test, automation_core, public;
+
+-- Runs a statement and shows the SQLSTATE and constraint it fails with.
+CREATE FUNCTION api_test.try(stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	st text;
+	con text;
+	msg text;
+BEGIN
+	EXECUTE stmt;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, con = CONSTRAINT_NAME, msg = MESSAGE_TEXT;
+	RETURN st || coalesce(' ' || nullif(con, ''), '') || ': ' || msg;
+END $$;
+
+-- An automation with two batches of three items, created in order.
+INSERT INTO automation (name) VALUES ('api');
+INSERT INTO batch (automation_id, name) SELECT id, 'first' FROM automation WHERE name = 'api';
+INSERT INTO batch (automation_id, name) SELECT id, 'second' FROM automation WHERE name = 'api';
+INSERT INTO batch (automation_id, name, is_active) SELECT id, 'inactive', false FROM automation WHERE name = 'api';
+INSERT INTO item (batch_id, sequence_number, payload)
+SELECT b.id, g, jsonb_build_object('batch', b.name, 'n', g)
+FROM batch b, generate_series(0, 2) g;
+-- an inactive item is left out of runs
+UPDATE item SET is_active = false
+WHERE sequence_number = 2 AND batch_id = (SELECT id FROM batch WHERE name = 'second');
+SELECT id AS automation FROM automation WHERE name = 'api' \gset
+
+-- start_run: the run is processing, items pending, max_attempts copied
+SELECT id AS run1, status, correlation_id, started_at IS NOT NULL AS started
+FROM start_run(:'automation', 'ticket-1', 2) \gset
+SELECT :'status' AS status, :'correlation_id' AS correlation_id, :'started' AS started;
+SELECT b.name, be.status, count(ie.id) AS items, min(ie.max_attempts) AS max_attempts
+FROM batch_execution be JOIN batch b ON b.id = be.batch_id
+LEFT JOIN item_execution ie ON ie.batch_execution_id = be.id
+WHERE be.run_id = :'run1' GROUP BY b.name, be.status ORDER BY b.name;
+SELECT total, pending, processing, completed, percent_done FROM run_progress WHERE run_id = :'run1';
+
+-- unknown ids, inactive automation, bad arguments
+SELECT try($$SELECT start_run('00000000-0000-0000-0000-000000000000')$$);
+SELECT try($$SELECT start_run(NULL)$$);
+SELECT try(format('SELECT start_run(%L, NULL, 0)', :'automation'));
+UPDATE automation SET is_active = false WHERE id = :'automation';
+SELECT try(format('SELECT start_run(%L)', :'automation'));
+SELECT try(format('INSERT INTO run (automation_id) VALUES (%L)', :'automation'));
+UPDATE automation SET is_active = true WHERE id = :'automation';
+SELECT try($$SELECT * FROM claim('00000000-0000-0000-0000-000000000000')$$);
+SELECT try($$SELECT * FROM claim(NULL, NULL, 0)$$);
+SELECT try($$SELECT * FROM claim(NULL, NULL, 1, '0 seconds')$$);
+SELECT try($$SELECT complete('00000000-0000-0000-0000-000000000000')$$);
+SELECT try($$SELECT fail('00000000-0000-0000-0000-000000000000', 'x')$$);
+SELECT try($$SELECT heartbeat('00000000-0000-0000-0000-000000000000', 1)$$);
+SELECT try($$SELECT cancel_run('00000000-0000-0000-0000-000000000000', 'x')$$);
+
+-- claim: first in, first out, with the worker and lease recorded
+SELECT b.name, i.sequence_number, c.status, c.attempt_count, c.worker,
+	   c.lease_expires_at - now() AS lease
+FROM claim(:'run1', 'worker-a', 2, '2 minutes') c
+JOIN item i ON i.id = c.item_id JOIN batch b ON b.id = i.batch_id
+ORDER BY c.queue_position;
+-- the first batch execution started, the second did not
+SELECT b.name, be.status FROM batch_execution be JOIN batch b ON b.id = be.batch_id
+WHERE be.run_id = :'run1' ORDER BY b.name;
+
+-- complete with the right attempt
+SELECT ie.id AS item_a FROM item_execution ie JOIN item i ON i.id = ie.item_id
+WHERE ie.run_id = :'run1' AND ie.status = 'processing' ORDER BY ie.queue_position LIMIT 1 \gset
+SELECT status, result_payload, attempt_count, lease_expires_at IS NULL AS lease_cleared,
+	   finished_at IS NOT NULL AS finished
+FROM complete(:'item_a', '{"ok": true}', 1);
+-- completing twice, or with the wrong attempt, is refused
+SELECT try(format('SELECT complete(%L, NULL, 1)', :'item_a'));
+SELECT try(format('SELECT complete(%L, NULL, 7)', :'item_a'));
+SELECT try(format('SELECT fail(%L, %L)', :'item_a', 'late'));
+
+-- heartbeat extends the lease of the holder only
+SELECT ie.id AS item_b FROM item_execution ie
+WHERE ie.run_id = :'run1' AND ie.status = 'processing' ORDER BY ie.queue_position LIMIT 1 \gset
+SELECT status, lease_expires_at - now() AS lease FROM heartbeat(:'item_b', 1, '10 minutes');
+SELECT try(format('SELECT heartbeat(%L, 2)', :'item_b'));
+
+-- fail: retryable with attempts left goes to retrying after retry_delay
+SELECT status, error_message, next_attempt_at - now() AS delay, lease_expires_at IS NULL AS lease_cleared
+FROM fail(:'item_b', 'timeout', true, '30 seconds', 1);
+SELECT try(format('SELECT heartbeat(%L, 1)', :'item_b'));
+SELECT try(format('SELECT complete(%L, NULL, 1)', :'item_b'));
+-- a retry not yet due is not claimed; the next pending item is
+SELECT i.sequence_number, c.attempt_count FROM claim(:'run1', 'worker-b') c JOIN item i ON i.id = c.item_id;
+-- once due, it is claimed again with the next attempt number
+UPDATE item_execution SET next_attempt_at = now() - interval '1 second' WHERE id = :'item_b';
+SELECT c.id = :'item_b' AS same_item, c.attempt_count, c.worker FROM claim(:'run1', 'worker-c') c;
+-- the first attempt's worker has lost its lease
+SELECT try(format('SELECT complete(%L, NULL, 1)', :'item_b'));
+-- no attempts left: fail goes to failed even when retryable
+SELECT status, error_message FROM fail(:'item_b', 'timeout again', true, NULL, 2);
+SELECT try(format('UPDATE item_execution SET status = %L WHERE id = %L', 'retrying', :'item_b'));
+
+-- fail without retry_delay: exponential backoff from the settings
+SET automation_core.retry_base_delay = '1s';
+SET automation_core.retry_max_delay = '1min';
+SELECT c.id AS item_c FROM claim(:'run1', 'w') c \gset
+SELECT status, next_attempt_at - now() AS delay FROM fail(:'item_c', 'x');
+-- not retryable: failed at once
+UPDATE item_execution SET next_attempt_at = now() WHERE id = :'item_c';
+SELECT c.attempt_count FROM claim(:'run1', 'w') c;
+SELECT status, next_attempt_at FROM fail(:'item_c', 'fatal', false, NULL, 2);
+RESET automation_core.retry_base_delay;
+RESET automation_core.retry_max_delay;
+
+-- finish the rest; the run fails with a summary, exactly once
+SELECT count(*) FROM (SELECT complete(c.id, NULL, c.attempt_count) FROM claim(:'run1', 'w', 10) c) x;
+SELECT b.name, be.status FROM batch_execution be JOIN batch b ON b.id = be.batch_id
+WHERE be.run_id = :'run1' ORDER BY b.name;
+SELECT status FROM run WHERE id = :'run1';
+SELECT count(*) FROM (SELECT complete(id, NULL, attempt_count) FROM item_execution
+					  WHERE run_id = :'run1' AND status = 'processing') x;
+SELECT b.name, be.status FROM batch_execution be JOIN batch b ON b.id = be.batch_id
+WHERE be.run_id = :'run1' ORDER BY b.name;
+SELECT status, error_summary, finished_at IS NOT NULL AS finished FROM run WHERE id = :'run1';
+SELECT total, completed, failed, percent_done FROM run_progress WHERE run_id = :'run1';
+SELECT try(format('SELECT cancel_run(%L, %L)', :'run1', 'too late'));
+-- every item's last history row is its status
+SELECT count(*) AS mismatched FROM item_execution ie
+WHERE ie.run_id = :'run1' AND ie.status IS DISTINCT FROM
+	(SELECT h.new_status FROM item_state_history h WHERE h.item_execution_id = ie.id ORDER BY h.id DESC LIMIT 1);
+
+-- claim without run_id takes the oldest run first
+SELECT id AS run2 FROM start_run(:'automation') \gset
+SELECT id AS run3 FROM start_run(:'automation') \gset
+SELECT c.run_id = :'run2' AS oldest_run FROM claim(NULL, 'w', 1) c;
+
+-- cancel_run: optimistic version check, cascade, workers refused
+SELECT version AS v3 FROM run WHERE id = :'run3' \gset
+SELECT try(format('SELECT cancel_run(%L, %L, %s)', :'run3', 'stop', :v3 + 1));
+SELECT c.id AS item_d FROM claim(:'run3', 'w') c \gset
+SELECT status, cancellation_reason, version = :v3 + 1 AS bumped FROM cancel_run(:'run3', 'stop', :v3);
+SELECT status, count(*) FROM batch_execution WHERE run_id = :'run3' GROUP BY status;
+SELECT status, count(*) FROM item_execution WHERE run_id = :'run3' GROUP BY status;
+SELECT try(format('SELECT complete(%L, NULL, 1)', :'item_d'));
+SELECT try(format('SELECT fail(%L, %L)', :'item_d', 'x'));
+SELECT try(format('SELECT heartbeat(%L, 1)', :'item_d'));
+SELECT count(*) FROM claim(:'run3', 'w');
+-- nothing of the run is left open
+SELECT count(*) FROM item_execution WHERE run_id = :'run3' AND NOT is_terminal(status);
+
+-- a plain UPDATE cancels too
+UPDATE run SET status = 'cancelled', cancellation_reason = 'by hand' WHERE id = :'run2';
+SELECT status, count(*) FROM item_execution WHERE run_id = :'run2' GROUP BY status;
+
+-- expire_leases: expired leases fail under the retry rule
+SELECT id AS run4 FROM start_run(:'automation', NULL, 2) \gset
+SELECT count(*) FROM claim(:'run4', 'dead worker', 3, '1 minute');
+UPDATE item_execution SET lease_expires_at = now() - interval '1 second'
+WHERE run_id = :'run4' AND status = 'processing';
+SELECT expire_leases();
+SELECT status, error_message, attempt_count, count(*) FROM item_execution
+WHERE run_id = :'run4' GROUP BY 1, 2, 3 ORDER BY 1;
+SELECT expire_leases();
+-- the late worker cannot finish what it lost
+SELECT ie.id AS item_e FROM item_execution ie WHERE ie.run_id = :'run4' AND ie.status = 'retrying' LIMIT 1 \gset
+SELECT try(format('SELECT complete(%L, NULL, 1)', :'item_e'));
+
+-- a run of an automation without items completes at once
+INSERT INTO automation (name) VALUES ('empty');
+SELECT status, finished_at IS NOT NULL AS finished FROM start_run((SELECT id FROM automation WHERE name = 'empty'));
+INSERT INTO batch (automation_id, name) SELECT id, 'no items' FROM automation WHERE name = 'empty';
+SELECT id AS run_empty, status FROM start_run((SELECT id FROM automation WHERE name = 'empty')) \gset
+SELECT :'status' AS run_status, be.status AS batch_status, be.started_at IS NOT NULL AS started
+FROM batch_execution be WHERE be.run_id = :'run_empty';
+
+-- claim returns whole rows in queue order
+SELECT id AS run5 FROM start_run(:'automation') \gset
+SELECT array_agg(i.sequence_number ORDER BY c.queue_position) = array_agg(i.sequence_number) AS in_order,
+	   count(*)
+FROM claim(:'run5', 'w', 10) c JOIN item i ON i.id = c.item_id;
+
+RESET search_path;
+DROP SCHEMA api_test CASCADE;

@@ -1,0 +1,142 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.c
+ *		Kept SPI plans: prepared once per backend from a static AcPlan,
+ *		executed with $n parameters, optionally under the latest snapshot
+ *		(so a check sees every committed change even in REPEATABLE READ).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+
+#include "automation_core.h"
+#include "spi_util.h"
+
+/*
+ * SPI_connect with search_path pinned to pg_catalog, pg_temp for the
+ * duration, as a function's SET clause would: kept plans are re-analyzed
+ * when the caller's search_path differs from the one they were made under,
+ * and must never resolve a name or operator through a caller's schema.
+ *
+ * The GUC nest levels are kept on a small stack; entries made inside a
+ * subtransaction that aborts are dropped with it (the abort has already
+ * unwound the setting itself).
+ */
+#define SPI_STACK_MAX 64
+
+typedef struct SpiLevel
+{
+	int			guc_level;
+	SubTransactionId subxid;
+} SpiLevel;
+
+static SpiLevel spi_stack[SPI_STACK_MAX];
+static int	spi_depth = 0;
+
+void
+ac_spi_connect(void)
+{
+	if (spi_depth >= SPI_STACK_MAX)
+		elog(ERROR, "automation_core SPI calls nested too deeply");
+	SPI_connect();
+	spi_stack[spi_depth].guc_level = NewGUCNestLevel();
+	spi_stack[spi_depth].subxid = GetCurrentSubTransactionId();
+	spi_depth++;
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+ac_spi_finish(void)
+{
+	Assert(spi_depth > 0);
+	spi_depth--;
+	AtEOXact_GUC(true, spi_stack[spi_depth].guc_level);
+	SPI_finish();
+}
+
+static void
+spi_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
+		spi_depth = 0;
+}
+
+static void
+spi_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	while (spi_depth > 0 && spi_stack[spi_depth - 1].subxid == mySubid)
+		spi_depth--;
+}
+
+void
+ac_spi_init(void)
+{
+	RegisterXactCallback(spi_xact_callback, NULL);
+	RegisterSubXactCallback(spi_subxact_callback, NULL);
+}
+
+SPIPlanPtr
+ac_plan_get(AcPlan *p)
+{
+	/* re-prepare after the extension was dropped and created again */
+	if (p->plan != NULL && p->status_type != ac_status_type_oid())
+	{
+		SPI_freeplan(p->plan);
+		p->plan = NULL;
+	}
+	if (p->plan == NULL)
+	{
+		Oid			types[AC_TYPE_MAX_ARGS];
+		SPIPlanPtr	plan;
+		int			i;
+
+		for (i = 0; i < p->nargs; i++)
+			types[i] = p->argtypes[i] == AC_TYPE_STATUS ?
+				ac_status_type_oid() : p->argtypes[i];
+		plan = SPI_prepare(p->sql, p->nargs, types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", p->sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		p->plan = plan;
+		p->status_type = ac_status_type_oid();
+	}
+	return p->plan;
+}
+
+/*
+ * limit must be 0 for INSERT/UPDATE/DELETE: a row limit stops the statement
+ * before its AFTER STATEMENT triggers fire.
+ */
+int
+ac_plan_exec(AcPlan *p, Datum *values, const char *nulls,
+			 bool latest_snapshot, long limit)
+{
+	int			rc;
+
+	if (latest_snapshot)
+		rc = SPI_execute_snapshot(ac_plan_get(p), values, nulls,
+								  GetLatestSnapshot(), InvalidSnapshot,
+								  false, true, limit);
+	else
+		rc = SPI_execute_plan(ac_plan_get(p), values, nulls, false, limit);
+	if (rc < 0)
+		elog(ERROR, "SPI failed for \"%s\": %s", p->sql, SPI_result_code_string(rc));
+	return rc;
+}
+
+Datum
+ac_spi_value(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}

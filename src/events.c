@@ -566,7 +566,7 @@ send_doorbell(LevelCount *lc)
 		first = false;
 	}
 	appendStringInfoString(&buf, "]}");
-	/* every type name together stays far below the limit */
+	/* with every type and the largest numbers it is 465 bytes */
 	Assert(buf.len < 512);
 	Async_Notify(AC_EVENT_CHANNEL, buf.data);
 	pfree(buf.data);

@@ -11,6 +11,8 @@
  *		a lost or skipped NOTIFY). A lost connection is re-established with
  *		a growing delay; the drain after reconnecting catches up on whatever
  *		was written meanwhile, since the position lives in the database.
+ *		Events printed but not acknowledged when the connection dropped come
+ *		again and are not printed twice.
  *
  *		Usage: ac_listen [options] CONNINFO CONSUMER
  *		  --from-start     replay every retained event when the consumer is new
@@ -46,6 +48,25 @@ static int	quiet = 0;
 
 static long printed = 0;
 static volatile sig_atomic_t stop = 0;
+
+/*
+ * Ids printed but not yet acknowledged. When the connection drops between
+ * printing and acknowledging, the next drain returns them again; they are
+ * not printed twice.
+ */
+static long long *unacked = NULL;
+static int	nunacked = 0;
+
+static int
+was_printed(long long id)
+{
+	int			i;
+
+	for (i = 0; i < nunacked; i++)
+		if (unacked[i] == id)
+			return 1;
+	return 0;
+}
 
 static void
 note(const char *fmt, const char *arg)
@@ -171,10 +192,22 @@ drain_once(PGconn *conn)
 		return -1;
 	}
 	n = PQntuples(res);
+	unacked = realloc(unacked, (size_t) (nunacked + n + 1) * sizeof(long long));
+	if (unacked == NULL)
+	{
+		fprintf(stderr, "ac_listen: out of memory\n");
+		exit(1);
+	}
 	for (i = 0; i < n; i++)
 	{
+		long long	id = atoll(PQgetvalue(res, i, 0));
+
+		if (was_printed(id))
+			continue;
 		fputs(PQgetvalue(res, i, 1), stdout);
 		fputc('\n', stdout);
+		unacked[nunacked++] = id;
+		printed++;
 	}
 	fflush(stdout);
 	if (n > 0)
@@ -188,9 +221,9 @@ drain_once(PGconn *conn)
 			return -1;
 		}
 		free(last);
+		nunacked = 0;
 	}
 	PQclear(res);
-	printed += n;
 	return n;
 }
 

@@ -96,6 +96,14 @@ my $pid1 = listener_pid();
 $node->safe_psql('postgres', "SELECT public.tap_work('a', 0)") for 1 .. 5;
 is(wait_lines($h, \$out, 10), 10, 'the doorbell wakes the listener: 10 events printed');
 
+# drop the connection once the listener has acknowledged and sits waiting
+$node->poll_query_until('postgres', q{
+	SELECT c.last_event_id = (SELECT max(id) FROM automation_core.event)
+	   AND EXISTS (SELECT 1 FROM pg_stat_activity
+				   WHERE application_name = 'ac_listen' AND state = 'idle')
+	  FROM automation_core.consumer c WHERE c.name = 'tap'})
+  or die 'listener did not acknowledge';
+$pid1 = listener_pid();
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid1)");
 $node->safe_psql('postgres', "SELECT public.tap_work('b', 0)") for 1 .. 5;
 is(wait_lines($h, \$out, 20), 20, 'after a dropped connection the listener catches up');

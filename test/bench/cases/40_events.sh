@@ -32,7 +32,7 @@ SQL
 
 # One automation with one batch of enough items for a run at the highest
 # rate this machine could plausibly reach; each measurement gets a new run.
-items=${AC_BENCH_ITEMS:-60000}
+items=${AC_BENCH_ITEMS:-40000}
 log "setting up $items items"
 sql <<SQL
 SET automation_core.item_events = 'none';
@@ -79,24 +79,35 @@ measure() {
 		cat "$work/pgbench.err" >&2
 		exit 1
 	fi
-	# the run is left unfinished; cancel it so it leaves the queue
-	sql -c "SET automation_core.item_events = 'none'" \
-		-c "UPDATE automation_core.run SET status = 'cancelled' WHERE id = '$run' AND status IN ('pending', 'processing')" >/dev/null
+	# drop the run, so that every measurement starts from the same tables
+	sql -c "DELETE FROM automation_core.run WHERE id = '$run'" >/dev/null
 	echo "$tps"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 declare -a A B C D
+settings=(
+	"-c automation_core.item_events=none -c automation_core.notify=off"
+	""
+	"-c automation_core.item_events=all -c automation_core.notify=commit"
+	"-c automation_core.item_events=all -c automation_core.notify=off"
+)
+names=("none/off" "defaults" "all/commit" "all/off")
 for i in $(seq 1 "$runs"); do
-	A+=("$(measure "-c automation_core.item_events=none -c automation_core.notify=off")")
-	log "run $i: none/off ${A[-1]} tps"
-	B+=("$(measure "")")
-	log "run $i: defaults ${B[-1]} tps"
-	C+=("$(measure "-c automation_core.item_events=all -c automation_core.notify=commit")")
-	log "run $i: all/commit ${C[-1]} tps"
-	D+=("$(measure "-c automation_core.item_events=all -c automation_core.notify=off")")
-	log "run $i: all/off ${D[-1]} tps"
+	# rotate the order from round to round, so that no setting always
+	# runs first
+	for k in 0 1 2 3; do
+		j=$(((k + i - 1) % 4))
+		t=$(measure "${settings[$j]}")
+		log "round $i: ${names[$j]} $t tps"
+		case $j in
+		0) A+=("$t") ;;
+		1) B+=("$t") ;;
+		2) C+=("$t") ;;
+		3) D+=("$t") ;;
+		esac
+	done
 done
 
 a=$(printf '%s\n' "${A[@]}" | median)

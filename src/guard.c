@@ -512,8 +512,8 @@ guard_status_update(GuardCtx *g, AcStatus from, AcStatus to)
 
 	if (col_changed(g, AC_C_STARTED_AT) || col_changed(g, AC_C_FINISHED_AT))
 		raise_transition(g,
-						 psprintf("started_at and finished_at of a %s are set by automation_core",
-								  table_label(g->table)),
+						 psprintf("started_at and finished_at of %s rows are set by automation_core",
+								  ac_table_name(g->table)),
 						 psprintf("status %s", ac_status_name(from)));
 
 	if (g->table == AC_T_ITEM_EXECUTION)

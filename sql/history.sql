@@ -1,0 +1,77 @@
+-- The append-only item_state_history.
+\set VERBOSITY terse
+SET automation_core.actor = 'hist-actor';
+SELECT ac_fixture('hist', 1, 3, 3) IS NOT NULL AS fixture;
+-- one row per inserted item execution: NULL -> pending, by the actor
+SELECT i.sequence_number, h.previous_status, h.new_status, h.created_by
+FROM automation_core.item_state_history h
+JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id
+JOIN automation_core.item i ON i.id = ie.item_id
+WHERE ie.run_id = ac_run('hist') ORDER BY h.id;
+
+-- one row per status change, none for other updates
+SET automation_core.actor = 'worker-1';
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('hist', 1);
+UPDATE automation_core.item_execution SET worker = 'w1' WHERE id = ac_ie('hist', 1);
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('hist', 1);
+UPDATE automation_core.item_execution SET status = 'retrying' WHERE id = ac_ie('hist', 1);
+SET automation_core.actor = 'worker-2';
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('hist', 1);
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('hist', 1);
+-- a refused change writes nothing
+SELECT ac_try($$UPDATE automation_core.item_execution SET status = 'failed' WHERE id = ac_ie('hist', 1)$$);
+-- a statement's updated_by is the history's created_by
+UPDATE automation_core.item_execution SET status = 'processing', updated_by = 'explicit' WHERE id = ac_ie('hist', 2);
+RESET automation_core.actor;
+UPDATE automation_core.item_execution SET status = 'cancelled' WHERE id = ac_ie('hist', 2);
+
+SELECT i.sequence_number, h.previous_status, h.new_status,
+	CASE WHEN h.created_by = session_user THEN '(session user)' ELSE h.created_by END AS created_by
+FROM automation_core.item_state_history h
+JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id
+JOIN automation_core.item i ON i.id = ie.item_id
+WHERE ie.run_id = ac_run('hist') ORDER BY i.sequence_number, h.id;
+
+-- changed_at is the time of the change; ids grow
+BEGIN;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('hist', 3);
+SELECT changed_at = now() AS changed_now, created_at = now() AS created_now
+FROM automation_core.item_state_history WHERE item_execution_id = ac_ie('hist', 3) ORDER BY id DESC LIMIT 1;
+COMMIT;
+-- a status change in a rolled-back transaction leaves no history
+BEGIN;
+UPDATE automation_core.item_execution SET status = 'failed' WHERE id = ac_ie('hist', 3);
+ROLLBACK;
+SELECT count(*) AS item3_history FROM automation_core.item_state_history WHERE item_execution_id = ac_ie('hist', 3);
+-- nor one in a rolled-back subtransaction
+BEGIN;
+SAVEPOINT s;
+UPDATE automation_core.item_execution SET status = 'failed' WHERE id = ac_ie('hist', 3);
+ROLLBACK TO SAVEPOINT s;
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('hist', 3);
+COMMIT;
+SELECT previous_status, new_status FROM automation_core.item_state_history
+WHERE item_execution_id = ac_ie('hist', 3) ORDER BY id;
+
+-- a client can't write history, even the table owner
+SELECT ac_try($$INSERT INTO automation_core.item_state_history (item_execution_id, new_status, changed_at) VALUES (ac_ie('hist', 1), 'failed', now())$$);
+SELECT ac_try($$UPDATE automation_core.item_state_history SET new_status = 'failed' WHERE item_execution_id = ac_ie('hist', 1)$$);
+SELECT ac_try($$DELETE FROM automation_core.item_state_history WHERE item_execution_id = ac_ie('hist', 1)$$);
+SELECT ac_try($$DELETE FROM automation_core.item_state_history$$);
+SELECT ac_try($$TRUNCATE automation_core.item_state_history$$);
+SELECT ac_try($$TRUNCATE automation_core.item_state_history CASCADE$$);
+SELECT ac_try(format($f$COPY automation_core.item_state_history (item_execution_id, new_status, changed_at) FROM PROGRAM 'printf "%s\tfailed\t2020-01-01\n"'$f$, ac_ie('hist', 1)));
+SELECT count(*) AS hist_rows FROM automation_core.item_state_history h
+JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id WHERE ie.run_id = ac_run('hist');
+
+-- the rows go away with their item execution, and only then
+SELECT count(*) AS before FROM automation_core.item_state_history WHERE item_execution_id = ac_ie('hist', 2);
+SELECT ac_ie('hist', 2) AS gone \gset
+DELETE FROM automation_core.item_execution WHERE id = :'gone';
+SELECT count(*) AS after FROM automation_core.item_state_history WHERE item_execution_id = :'gone';
+SELECT count(*) AS others_kept FROM automation_core.item_state_history h
+JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id WHERE ie.run_id = ac_run('hist');
+-- deleting the whole run (cascade through batch execution) removes the rest
+DELETE FROM automation_core.run WHERE id = ac_run('hist');
+SELECT count(*) AS orphans FROM automation_core.item_state_history h
+WHERE NOT EXISTS (SELECT 1 FROM automation_core.item_execution ie WHERE ie.id = h.item_execution_id);

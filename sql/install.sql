@@ -1,0 +1,107 @@
+-- Creates the extension and the helpers the other tests share.
+CREATE EXTENSION automation_core;
+
+SELECT e.extname, e.extversion, n.nspname, e.extrelocatable
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname = 'automation_core';
+
+-- the ten tables
+SELECT c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'automation_core' AND c.relkind = 'r'
+ORDER BY 1;
+
+-- every table holding user data is dumped with its rows
+SELECT c.relname
+FROM pg_extension e, unnest(e.extconfig) AS cfg(oid)
+JOIN pg_class c ON c.oid = cfg.oid
+WHERE e.extname = 'automation_core'
+ORDER BY 1;
+
+SELECT enum_range(NULL::automation_core.execution_status);
+
+-- Runs one statement; prints "ok <rows>" or "<SQLSTATE> <constraint>: <message>".
+CREATE FUNCTION public.ac_try(sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	st text;
+	con text;
+	msg text;
+	n bigint;
+BEGIN
+	EXECUTE sql;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN 'ok ' || n;
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, con = CONSTRAINT_NAME,
+		msg = MESSAGE_TEXT;
+	RETURN st || ' ' || coalesce(nullif(con, ''), '-') || ': ' || msg;
+END
+$$;
+
+-- An automation with nb batches of ni items each and a run over them, all
+-- by plain INSERTs, the run and everything in it pending. Items are
+-- numbered 1..nb*ni across the run (sequence_number).
+CREATE FUNCTION public.ac_fixture(corr text, nb int, ni int, max_attempts int DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+	a uuid;
+	r uuid;
+	b uuid;
+	be uuid;
+	i uuid;
+BEGIN
+	INSERT INTO automation_core.automation (name) VALUES ('fixture ' || corr) RETURNING id INTO a;
+	INSERT INTO automation_core.run (automation_id, correlation_id) VALUES (a, corr) RETURNING id INTO r;
+	FOR bn IN 1..nb LOOP
+		INSERT INTO automation_core.batch (automation_id, name) VALUES (a, 'batch ' || bn) RETURNING id INTO b;
+		INSERT INTO automation_core.batch_execution (run_id, batch_id) VALUES (r, b) RETURNING id INTO be;
+		FOR n IN 1..ni LOOP
+			INSERT INTO automation_core.item (batch_id, sequence_number) VALUES (b, (bn - 1) * ni + n)
+				RETURNING id INTO i;
+			INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id, max_attempts)
+				VALUES (r, be, i, ac_fixture.max_attempts);
+		END LOOP;
+	END LOOP;
+	RETURN r;
+END
+$$;
+
+-- The item execution of item number seq in the run with this correlation id.
+CREATE FUNCTION public.ac_ie(corr text, seq int) RETURNS uuid
+LANGUAGE sql STABLE AS $$
+	SELECT ie.id FROM automation_core.item_execution ie
+	JOIN automation_core.run r ON r.id = ie.run_id
+	JOIN automation_core.item i ON i.id = ie.item_id
+	WHERE r.correlation_id = corr AND i.sequence_number = seq
+$$;
+
+-- The batch execution of batch number bn in that run.
+CREATE FUNCTION public.ac_be(corr text, bn int) RETURNS uuid
+LANGUAGE sql STABLE AS $$
+	SELECT be.id FROM automation_core.batch_execution be
+	JOIN automation_core.run r ON r.id = be.run_id
+	JOIN automation_core.batch b ON b.id = be.batch_id
+	WHERE r.correlation_id = corr AND b.name = 'batch ' || bn
+$$;
+
+CREATE FUNCTION public.ac_run(corr text) RETURNS uuid
+LANGUAGE sql STABLE AS $$
+	SELECT id FROM automation_core.run WHERE correlation_id = corr
+$$;
+
+-- Statuses of a run, its batch executions and item executions, one line.
+CREATE FUNCTION public.ac_state(corr text) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT 'run ' || r.status || ' | ' ||
+		coalesce((SELECT string_agg(b.name || ' ' || be.status, ', ' ORDER BY b.name)
+		 FROM automation_core.batch_execution be
+		 JOIN automation_core.batch b ON b.id = be.batch_id
+		 WHERE be.run_id = r.id), '-') || ' | items ' ||
+		coalesce((SELECT string_agg(i.sequence_number || ':' || ie.status, ' ' ORDER BY i.sequence_number)
+		 FROM automation_core.item_execution ie
+		 JOIN automation_core.item i ON i.id = ie.item_id
+		 WHERE ie.run_id = r.id), '-')
+	FROM automation_core.run r WHERE r.correlation_id = corr
+$$;

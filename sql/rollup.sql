@@ -1,0 +1,99 @@
+-- Roll-up of item executions into batch executions and runs, and the
+-- cancellation cascade, driven by plain UPDATEs.
+\set VERBOSITY terse
+
+-- all completed -> completed
+SELECT ac_fixture('ru1', 2, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('ru1', 1);
+SELECT ac_state('ru1');
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('ru1', 1);
+SELECT ac_state('ru1');
+UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('ru1') AND status = 'pending';
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('ru1', 2);
+SELECT ac_state('ru1');
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('ru1', 3);
+SELECT ac_state('ru1');
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('ru1', 4);
+SELECT ac_state('ru1');
+SELECT error_summary IS NULL AS no_summary, finished_at IS NOT NULL AS finished FROM automation_core.run WHERE id = ac_run('ru1');
+
+-- any failed -> failed, with error_summary; a cancelled item does not hide a failure
+SELECT ac_fixture('ru2', 2, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('ru2');
+UPDATE automation_core.item_execution SET status = 'failed', error_message = 'boom' WHERE id = ac_ie('ru2', 1);
+UPDATE automation_core.item_execution SET status = 'cancelled' WHERE id = ac_ie('ru2', 2);
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id IN (ac_ie('ru2', 3), ac_ie('ru2', 4));
+SELECT ac_state('ru2');
+SELECT error_summary FROM automation_core.run WHERE id = ac_run('ru2');
+
+-- all cancelled -> cancelled; cancelled and completed -> completed
+SELECT ac_fixture('ru3', 2, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'cancelled' WHERE id IN (ac_ie('ru3', 1), ac_ie('ru3', 2));
+SELECT ac_state('ru3');
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('ru3', 3);
+UPDATE automation_core.item_execution SET status = 'cancelled' WHERE id = ac_ie('ru3', 4);
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('ru3', 3);
+SELECT ac_state('ru3');
+
+-- one statement ending every item of a run rolls everything up once
+SELECT ac_fixture('ru4', 3, 3) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('ru4');
+UPDATE automation_core.item_execution SET status = 'completed' WHERE run_id = ac_run('ru4');
+SELECT ac_state('ru4');
+SELECT version FROM automation_core.run WHERE id = ac_run('ru4');
+
+-- a retrying item keeps its batch open
+SELECT ac_fixture('ru5', 1, 2, 3) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('ru5');
+UPDATE automation_core.item_execution SET status = 'retrying' WHERE id = ac_ie('ru5', 1);
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('ru5', 2);
+SELECT ac_state('ru5');
+UPDATE automation_core.item_execution SET status = 'failed' WHERE id = ac_ie('ru5', 1);
+SELECT ac_state('ru5');
+SELECT error_summary FROM automation_core.run WHERE id = ac_run('ru5');
+
+-- a batch execution with no items ends by the run's own hand only
+SELECT ac_fixture('ru6', 1, 0) IS NOT NULL AS fixture;
+SELECT ac_try($$UPDATE automation_core.batch_execution SET status = 'processing' WHERE id = ac_be('ru6', 1)$$);
+SELECT ac_state('ru6');
+SELECT ac_try($$UPDATE automation_core.batch_execution SET status = 'completed' WHERE id = ac_be('ru6', 1)$$);
+SELECT ac_state('ru6');
+
+-- Cancelling a run by a plain UPDATE cancels whatever is still open in it
+SELECT ac_fixture('cx1', 2, 2, 3) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id IN (ac_ie('cx1', 1), ac_ie('cx1', 2), ac_ie('cx1', 3));
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('cx1', 1);
+UPDATE automation_core.item_execution SET status = 'retrying' WHERE id = ac_ie('cx1', 2);
+SELECT ac_state('cx1');
+BEGIN;
+UPDATE automation_core.run SET status = 'cancelled', cancellation_reason = 'operator' WHERE id = ac_run('cx1');
+SELECT ac_state('cx1');
+SELECT count(*) FILTER (WHERE finished_at = now()) AS finished_now, count(*) AS all_items
+FROM automation_core.item_execution WHERE run_id = ac_run('cx1') AND status = 'cancelled';
+COMMIT;
+SELECT cancellation_reason FROM automation_core.run WHERE id = ac_run('cx1');
+-- the cascade wrote history for each item it cancelled
+SELECT i.sequence_number, h.previous_status, h.new_status
+FROM automation_core.item_state_history h
+JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id
+JOIN automation_core.item i ON i.id = ie.item_id
+WHERE ie.run_id = ac_run('cx1') AND h.new_status = 'cancelled' ORDER BY 1;
+-- a worker finishing a cancelled item is refused
+SELECT ac_try($$UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('cx1', 3)$$);
+
+-- Cancelling a batch execution cancels its items; the run rolls up
+SELECT ac_fixture('cx2', 2, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id IN (ac_ie('cx2', 1), ac_ie('cx2', 3));
+UPDATE automation_core.batch_execution SET status = 'cancelled' WHERE id = ac_be('cx2', 1);
+SELECT ac_state('cx2');
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('cx2', 4);
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id IN (ac_ie('cx2', 3), ac_ie('cx2', 4));
+SELECT ac_state('cx2');
+-- every batch execution cancelled: the run is cancelled
+SELECT ac_fixture('cx3', 2, 1) IS NOT NULL AS fixture;
+UPDATE automation_core.batch_execution SET status = 'cancelled' WHERE run_id = ac_run('cx3');
+SELECT ac_state('cx3');
+-- cancelling a pending run
+SELECT ac_fixture('cx4', 1, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.run SET status = 'cancelled' WHERE id = ac_run('cx4');
+SELECT ac_state('cx4');

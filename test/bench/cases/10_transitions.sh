@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Status transitions of item executions (pending -> processing ->
+# completed, one history row per change) through the extension's C
+# triggers, against the floor: the same writes by hand on copies of the
+# tables without triggers. 1 and 8 clients, synchronous_commit on and
+# off, median of AC_BENCH_RUNS pgbench runs of AC_BENCH_SECONDS each.
+# Prints markdown table rows on stdout, progress on stderr.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${AC_BENCH_RUNS:-3}
+SECS=${AC_BENCH_SECONDS:-8}
+POOL=${AC_BENCH_POOL:-80000}
+TARGET=1.15
+
+log() { printf '   %s\n' "$*" >&2; }
+psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@" >/dev/null; }
+
+# pgbench transactions per second of one script; each runs 2 transitions
+tps() {	# tps SCRIPT CLIENTS SYNC
+	local out
+	out=$(PGOPTIONS="-c synchronous_commit=$3 -c automation_core.actor=bench" \
+		pgbench -n -M prepared -T "$SECS" -c "$2" -j "$2" -f "$1" 2>&1) ||
+		{ echo "$out" >&2; return 1; }
+	echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+log "fixture: $POOL items"
+psql_q -v pool="$POOL" -f "$HERE/sql/10_setup.sql"
+
+for sync in off on; do
+	for clients in 1 8; do
+		floor=()
+		trig=()
+		for ((r = 1; r <= RUNS; r++)); do
+			psql_q -f "$HERE/sql/10_refill.sql"
+			f=$(tps "$HERE/sql/10_floor.sql" "$clients" "$sync")
+			t=$(tps "$HERE/sql/10_triggered.sql" "$clients" "$sync")
+			log "synchronous_commit=$sync clients=$clients run $r: floor $f tps, triggered $t tps"
+			floor+=("$f")
+			trig+=("$t")
+		done
+		fm=$(printf '%s\n' "${floor[@]}" | median)
+		tm=$(printf '%s\n' "${trig[@]}" | median)
+		# transitions/s = 2 per script; ratio = time per transition, triggered / floor
+		awk -v f="$fm" -v t="$tm" -v c="$clients" -v s="$sync" -v target="$TARGET" 'BEGIN {
+			ratio = f / t;
+			if (s == "off")
+				tgt = sprintf("<= %.2fx (%s)", target, ratio <= target ? "met" : "missed");
+			else
+				tgt = "report only (commit-bound)";
+			printf "| item_execution transitions/s, pending>processing>completed | %d client%s, synchronous_commit = %s | %.0f | %.0f | %.2fx | %s |\n",
+				c, c == 1 ? "" : "s", s, 2 * f, 2 * t, ratio, tgt
+		}'
+	done
+done

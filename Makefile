@@ -17,9 +17,9 @@ OBJS = \
 DATA = automation_core--1.0.sql
 PGFILEDESC = "automation_core - automation state machine, work queue and events"
 
-REGRESS = install hostile_search_path status audit transitions retry history privileges orchestration rollup copy_replica api events
+REGRESS = install api hostile_search_path status audit transitions retry history privileges orchestration rollup copy_replica events
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
-ISOLATION = concurrent_finish concurrent_version concurrent_rollup cancel_vs_complete claim_concurrent last_items cancel_complete expire_complete claim_cancel events_notify events_order
+ISOLATION = claim_concurrent last_items cancel_complete expire_complete claim_cancel concurrent_finish concurrent_version concurrent_rollup cancel_vs_complete events_notify events_order
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso
 
 PG_CONFIG ?= pg_config

@@ -1,6 +1,8 @@
 -- The event log: which status changes write which events, the item_events
 -- setting, cancellation cascades, the consumer API and its errors.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS automation_core;
+RESET client_min_messages;
 \set VERBOSITY terse
 SET automation_core.actor = 'events-test';
 

@@ -116,6 +116,12 @@ c=$(printf '%s\n' "${C[@]}" | median)
 d=$(printf '%s\n' "${D[@]}" | median)
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN {printf "%.2f", x / y}'; }
 
+# The machine's noise can exceed the differences measured: report the
+# ratio within each round too (same minute, same neighbours).
+for i in $(seq 0 $((runs - 1))); do
+	log "round $((i + 1)) ratios to the floor: defaults $(ratio "${B[$i]}" "${A[$i]}"), all/commit $(ratio "${C[$i]}" "${A[$i]}"), all/off $(ratio "${D[$i]}" "${A[$i]}")"
+done
+
 echo "| item claim+complete (tps, sync commit) | $clients / item_events=none, notify=off | $a | $a | 1.00 | floor |"
 echo "| item claim+complete (tps, sync commit) | $clients / defaults (failures, commit) | $a | $b | $(ratio "$b" "$a") | >= 0.95 |"
 echo "| item claim+complete (tps, sync commit) | $clients / item_events=all, notify=commit | $a | $c | $(ratio "$c" "$a") | - |"

@@ -11,15 +11,23 @@ OBJS = \
 	src/rollup.o \
 	src/spi_util.o \
 	src/events.o \
-	src/consumer.o \
-	src/api.o
+	src/api.o \
+	src/jsregex.o \
+	src/jsregex_exec.o \
+	src/unicode_props.o \
+	src/jsonschema_compile.o \
+	src/jsonschema_cache.o \
+	src/jsonschema_validate.o \
+	src/jsonschema_sql.o \
+	src/payload.o \
+	src/consumer.o
 
 DATA = automation_core--1.0.sql
 PGFILEDESC = "automation_core - automation state machine, work queue and events"
 
-REGRESS = install api hostile_search_path status audit transitions retry history privileges orchestration rollup copy_replica events
+REGRESS = install api hostile_search_path status audit transitions retry history privileges orchestration rollup copy_replica jsonschema payload_schema events
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
-ISOLATION = claim_concurrent last_items cancel_complete expire_complete claim_cancel concurrent_finish concurrent_version concurrent_rollup cancel_vs_complete events_notify events_order
+ISOLATION = concurrent_finish concurrent_version concurrent_rollup cancel_vs_complete claim_concurrent last_items cancel_complete expire_complete claim_cancel schema_change events_notify events_order
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso
 
 PG_CONFIG ?= pg_config

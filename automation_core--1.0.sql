@@ -458,6 +458,49 @@ SELECT pg_catalog.pg_extension_config_dump('automation_core.item_execution_queue
 SELECT pg_catalog.pg_extension_config_dump('automation_core.item_state_history_id_seq', '');
 
 --------------------------------------------------------------------------
+-- JSON Schema (draft 2020-12): validator functions and payload enforcement
+--------------------------------------------------------------------------
+
+CREATE FUNCTION automation_core.jsonschema_is_valid(schema jsonb, instance jsonb)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'ac_jsonschema_is_valid'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION automation_core.jsonschema_is_valid(jsonb, jsonb) IS
+	'true when instance is valid against the JSON Schema (draft 2020-12); an invalid schema raises 22023';
+
+CREATE FUNCTION automation_core.jsonschema_errors(schema jsonb, instance jsonb,
+		OUT instance_path text, OUT schema_path text, OUT message text)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'ac_jsonschema_errors'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION automation_core.jsonschema_errors(jsonb, jsonb) IS
+	'every way instance fails the JSON Schema, with JSON pointers to the instance location and the schema keyword; no rows when valid';
+
+CREATE FUNCTION automation_core.jsonschema_check(schema jsonb)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'ac_jsonschema_check'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION automation_core.jsonschema_check(jsonb) IS
+	'true when schema is a valid JSON Schema (draft 2020-12) this validator can use; false otherwise, never an error';
+
+CREATE FUNCTION automation_core.payload_check() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_payload_check' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.payload_check() IS
+	'BEFORE ROW trigger on batch and item: the payload must satisfy the automation''s batch_schema or item_schema (23514, constraint batch_payload_schema / item_payload_schema)';
+
+CREATE FUNCTION automation_core.schema_check() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_schema_check' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.schema_check() IS
+	'BEFORE ROW trigger on automation: batch_schema and item_schema must be valid JSON Schemas (22023) that every active payload satisfies (23514)';
+
+CREATE TRIGGER payload_check BEFORE INSERT OR UPDATE ON automation_core.batch
+	FOR EACH ROW EXECUTE FUNCTION automation_core.payload_check();
+CREATE TRIGGER payload_check BEFORE INSERT OR UPDATE ON automation_core.item
+	FOR EACH ROW EXECUTE FUNCTION automation_core.payload_check();
+CREATE TRIGGER schema_check BEFORE INSERT OR UPDATE ON automation_core.automation
+	FOR EACH ROW EXECUTE FUNCTION automation_core.schema_check();
+
+--------------------------------------------------------------------------
 -- Events
 --
 -- The durable event log written by status changes, the consumers reading

@@ -61,6 +61,15 @@ FROM automation_core.automation WHERE name = 'audit two';
 -- updated_by not in SET: the actor again
 UPDATE automation_core.automation SET description = 'again' WHERE name = 'audit two';
 SELECT version, updated_by FROM automation_core.automation WHERE name = 'audit two';
+-- updated_by in SET with the value it already has (an ORM writing the
+-- whole row back) is still the statement's value
+UPDATE automation_core.automation SET description = 'orm', updated_by = 'explicit' WHERE name = 'audit two';
+SELECT version, updated_by FROM automation_core.automation WHERE name = 'audit two';
+UPDATE automation_core.automation SET description = 'orm', updated_by = updated_by WHERE name = 'audit two';
+SELECT version, updated_by FROM automation_core.automation WHERE name = 'audit two';
+-- updated_by set to NULL: the actor
+UPDATE automation_core.automation SET updated_by = NULL WHERE name = 'audit two';
+SELECT version, updated_by FROM automation_core.automation WHERE name = 'audit two';
 
 -- an actor longer than the column is cut to 100 characters
 SELECT set_config('automation_core.actor', repeat('y', 150), false) IS NOT NULL AS set;

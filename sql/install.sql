@@ -105,3 +105,12 @@ LANGUAGE sql STABLE AS $$
 		 WHERE ie.run_id = r.id), '-')
 	FROM automation_core.run r WHERE r.correlation_id = corr
 $$;
+
+-- every foreign key is ON DELETE CASCADE and has an index leading with its column
+SELECT c.conrelid::regclass AS tbl, a.attname AS fk_column, c.confdeltype AS on_delete,
+	EXISTS (SELECT 1 FROM pg_index i
+			WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1] AND i.indpred IS NULL) AS indexed
+FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+WHERE c.contype = 'f' AND c.connamespace = 'automation_core'::regnamespace
+ORDER BY c.conrelid::regclass::text, a.attname;

@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/sysattr.h"
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -56,6 +57,7 @@ typedef struct GuardCtx
 	TupleDesc	desc;
 	HeapTuple	newtup;
 	HeapTuple	oldtup;			/* NULL on INSERT */
+	const Bitmapset *set_cols;	/* columns in the UPDATE's SET clause */
 	RowEdit		edit;
 	TimestampTz now;
 } GuardCtx;
@@ -148,6 +150,20 @@ col_changed(GuardCtx *g, AcCol c)
 		return n1 != n2;
 	attr = TupleDescAttr(g->desc, a - 1);
 	return !datumIsEqual(d1, d2, attr->attbyval, attr->attlen);
+}
+
+/*
+ * Does the UPDATE name column c in its SET clause, even with the value the
+ * row already has? (An ORM writes every column back.)
+ */
+static bool
+stmt_sets(GuardCtx *g, AcCol c)
+{
+	AttrNumber	a = att(g, c);
+
+	if (a == InvalidAttrNumber || g->set_cols == NULL)
+		return false;
+	return bms_is_member(a - FirstLowInvalidHeapAttributeNumber, g->set_cols);
 }
 
 static char *
@@ -277,7 +293,7 @@ guard_audit(GuardCtx *g)
 		edit_set(&g->edit, att(g, AC_C_VERSION), Int32GetDatum(version + 1), false);
 
 		d = get_new(g, AC_C_UPDATED_BY, &isnull);
-		if (col_changed(g, AC_C_UPDATED_BY) && !isnull)
+		if (!isnull && (stmt_sets(g, AC_C_UPDATED_BY) || col_changed(g, AC_C_UPDATED_BY)))
 			updated_by = TextDatumGetCString(d);
 		else
 		{
@@ -682,6 +698,7 @@ ac_guard_row(PG_FUNCTION_ARGS)
 	{
 		g.newtup = td->tg_newtuple;
 		g.oldtup = td->tg_trigtuple;
+		g.set_cols = td->tg_updatedcols;
 	}
 
 	actor = guard_audit(&g);

@@ -16,6 +16,4 @@ INSERT INTO bench_floor.item_execution (run_id, batch_execution_id, item_id, cre
 RESET session_replication_role;
 SELECT setval('bench_floor.pick_triggered', min(queue_position), false) FROM automation_core.item_execution;
 SELECT setval('bench_floor.pick_floor', min(queue_position), false) FROM bench_floor.item_execution;
-VACUUM ANALYZE automation_core.item_execution, automation_core.item_state_history,
-	bench_floor.item_execution, bench_floor.item_state_history;
-CHECKPOINT;
+ANALYZE automation_core.item_execution, bench_floor.item_execution;

@@ -5,7 +5,8 @@
 #   (b) the defaults: item_events = failures, notify = commit
 #   (c) item_events = all, notify = commit    (two events and a NOTIFY per item)
 #   (d) item_events = all, notify = off       (the events alone, no NOTIFY)
-# A claim and a complete are two transactions, written as plain SQL.
+# A claim and a complete are two transactions: automation_core.claim() and
+# automation_core.complete() in autocommit.
 # Runs against the server in PGHOST/PGPORT/PGUSER/PGDATABASE with the
 # extension created; prints markdown rows, medians of AC_BENCH_RUNS runs.
 # Env: AC_BENCH_RUNS (3), AC_BENCH_SECONDS (10), AC_BENCH_CLIENTS (8).
@@ -21,13 +22,9 @@ log() { printf '40_events: %s\n' "$*" >&2; }
 sql() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 cat >"$work/claim_complete.sql" <<'SQL'
-UPDATE automation_core.item_execution SET status = 'processing', worker = 'bench'
- WHERE id = (SELECT id FROM automation_core.item_execution
-			  WHERE status = 'pending' AND run_id = ':run'
-			  ORDER BY queue_position LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id AS claimed \gset
-UPDATE automation_core.item_execution SET status = 'completed', result_payload = '{"ok": true}'
- WHERE id = ':claimed';
+SELECT id AS claimed, attempt_count AS attempt
+  FROM automation_core.claim(':run', 'bench') \gset
+SELECT status FROM automation_core.complete(':claimed', '{"ok": true}', :attempt);
 SQL
 
 # One automation with one batch of enough items for a run at the highest

@@ -65,8 +65,10 @@ SELECT count(*) AS hist_rows FROM automation_core.item_state_history h
 JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id WHERE ie.run_id = ac_run('hist');
 
 -- TRUNCATE of a table whose cascade reaches history is refused too
+SET client_min_messages = warning;
 SELECT ac_try($$TRUNCATE automation_core.item_execution CASCADE$$);
 SELECT ac_try($$TRUNCATE automation_core.automation CASCADE$$);
+RESET client_min_messages;
 
 -- the rows go away with their item execution, and only then
 SELECT count(*) AS before FROM automation_core.item_state_history WHERE item_execution_id = ac_ie('hist', 2);

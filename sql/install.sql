@@ -106,11 +106,16 @@ LANGUAGE sql STABLE AS $$
 	FROM automation_core.run r WHERE r.correlation_id = corr
 $$;
 
--- every foreign key is ON DELETE CASCADE and has an index leading with its column
-SELECT c.conrelid::regclass AS tbl, a.attname AS fk_column, c.confdeltype AS on_delete,
+-- every foreign key is ON DELETE CASCADE and has an index leading with its
+-- first column
+SELECT c.conrelid::regclass AS tbl,
+	(SELECT string_agg(a.attname, ', ' ORDER BY k.n)
+	 FROM unnest(c.conkey) WITH ORDINALITY AS k(att, n)
+	 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.att) AS fk_columns,
+	c.confdeltype AS on_delete,
 	EXISTS (SELECT 1 FROM pg_index i
-			WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1] AND i.indpred IS NULL) AS indexed
+			WHERE i.indrelid = c.conrelid AND i.indpred IS NULL
+			  AND i.indkey[0] = c.conkey[1]) AS indexed
 FROM pg_constraint c
-JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
 WHERE c.contype = 'f' AND c.connamespace = 'automation_core'::regnamespace
-ORDER BY c.conrelid::regclass::text, a.attname;
+ORDER BY c.conrelid::regclass::text, 2;

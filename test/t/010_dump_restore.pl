@@ -21,8 +21,9 @@ $origin->safe_psql('app', 'CREATE EXTENSION automation_core');
 # changes so that history has rows of its own.
 $origin->safe_psql('app', q{
 	SET automation_core.actor = 'filler';
-	INSERT INTO automation_core.automation (name, description, item_schema)
-		VALUES ('dump me', 'an automation', NULL);
+	INSERT INTO automation_core.automation (name, description, batch_schema, item_schema)
+		VALUES ('dump me', 'an automation', '{"type": "object", "required": ["n"]}',
+				'{"type": "object", "properties": {"item": {"type": "integer", "minimum": 1}}}');
 	INSERT INTO automation_core.automation (name, is_active) VALUES ('dump me', false);
 	INSERT INTO automation_core.batch (automation_id, name, payload)
 		SELECT id, 'batch ' || n, jsonb_build_object('n', n)

@@ -19,14 +19,15 @@ OBJS = \
 	src/jsonschema_cache.o \
 	src/jsonschema_validate.o \
 	src/jsonschema_sql.o \
-	src/payload.o
+	src/payload.o \
+	src/consumer.o
 
 DATA = automation_core--1.0.sql
 PGFILEDESC = "automation_core - automation state machine, work queue and events"
 
-REGRESS = install api hostile_search_path status audit transitions retry history privileges orchestration rollup copy_replica jsonschema payload_schema
+REGRESS = install api hostile_search_path status audit transitions retry history privileges orchestration rollup copy_replica jsonschema payload_schema events
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
-ISOLATION = concurrent_finish concurrent_version concurrent_rollup cancel_vs_complete claim_concurrent last_items cancel_complete expire_complete claim_cancel schema_change
+ISOLATION = concurrent_finish concurrent_version concurrent_rollup cancel_vs_complete claim_concurrent last_items cancel_complete expire_complete claim_cancel schema_change events_notify events_order
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso
 
 PG_CONFIG ?= pg_config

@@ -499,3 +499,218 @@ CREATE TRIGGER payload_check BEFORE INSERT OR UPDATE ON automation_core.item
 	FOR EACH ROW EXECUTE FUNCTION automation_core.payload_check();
 CREATE TRIGGER schema_check BEFORE INSERT OR UPDATE ON automation_core.automation
 	FOR EACH ROW EXECUTE FUNCTION automation_core.schema_check();
+
+--------------------------------------------------------------------------
+-- Events
+--
+-- The durable event log written by status changes, the consumers reading
+-- it gap-free, and the clusters (epochs) whose transaction ids order it.
+-- Written only by automation_core (events.c); the NOTIFY sent at commit is
+-- a doorbell, the log is the source of truth.
+--------------------------------------------------------------------------
+
+CREATE TABLE automation_core.event_epoch (
+	epoch integer PRIMARY KEY,
+	system_identifier bigint NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE automation_core.event_epoch IS
+	'one row per database cluster that has written events here; events are ordered by epoch first, so a restore into a cluster with lower transaction ids keeps the order';
+COMMENT ON COLUMN automation_core.event_epoch.system_identifier IS
+	'the cluster''s system identifier (pg_control_system()), as a signed bigint';
+
+CREATE TABLE automation_core.event (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	epoch integer NOT NULL,
+	txid xid8 NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	event_type text NOT NULL,
+	automation_id uuid,
+	run_id uuid,
+	entity_id uuid,
+	payload jsonb
+);
+CREATE INDEX event_order_idx ON automation_core.event (epoch, txid, id);
+COMMENT ON TABLE automation_core.event IS
+	'append-only log of status changes, written by automation_core in the transaction that made them; read it with next_events';
+COMMENT ON COLUMN automation_core.event.epoch IS
+	'the event_epoch of the cluster that wrote the event';
+COMMENT ON COLUMN automation_core.event.txid IS
+	'the writer''s top-level transaction id; consumers read an event only once no older transaction is running';
+COMMENT ON COLUMN automation_core.event.event_type IS
+	'RunStarted, RunCompleted, BatchExecutionFailed, ItemExecutionFailed, OrchestrationInstanceCancelled, ...';
+COMMENT ON COLUMN automation_core.event.entity_id IS
+	'the run, batch execution, item execution or orchestration instance that changed';
+COMMENT ON COLUMN automation_core.event.payload IS
+	'previous_status, new_status; for item executions attempt, will_retry and the error text (cut to 500 characters)';
+
+CREATE TABLE automation_core.consumer (
+	name text PRIMARY KEY,
+	epoch integer NOT NULL DEFAULT 0,
+	txid xid8 NOT NULL DEFAULT '0',
+	last_event_id bigint NOT NULL DEFAULT 0,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	acked_at timestamptz,
+	CONSTRAINT consumer_name_not_empty CHECK (name <> '')
+);
+COMMENT ON TABLE automation_core.consumer IS
+	'named readers of the event log and their acknowledged positions';
+COMMENT ON COLUMN automation_core.consumer.last_event_id IS
+	'with epoch and txid: the position of the last acknowledged event; next_events returns what comes after it';
+
+CREATE FUNCTION automation_core.event_guard() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_event_guard' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.event_guard() IS
+	'refuses every client write to the event log';
+
+CREATE TRIGGER event_guard BEFORE INSERT OR UPDATE OR DELETE ON automation_core.event
+	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.event_guard();
+CREATE TRIGGER event_guard_truncate BEFORE TRUNCATE ON automation_core.event
+	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.event_guard();
+
+CREATE FUNCTION automation_core.current_event_epoch() RETURNS integer
+	AS 'MODULE_PATHNAME', 'ac_current_event_epoch'
+	LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION automation_core.current_event_epoch() IS
+	'the epoch this cluster writes events under, or NULL before it has written any';
+
+CREATE FUNCTION automation_core.purge_events(older_than interval) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'ac_purge_events'
+	LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION automation_core.purge_events(interval) IS
+	'deletes the events created more than older_than ago, consumed or not; returns how many';
+
+CREATE FUNCTION automation_core.register_consumer(name text, from_start boolean DEFAULT false)
+	RETURNS boolean
+	LANGUAGE plpgsql VOLATILE STRICT
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	my_epoch integer := automation_core.current_event_epoch();
+	p_epoch integer := 0;
+	p_txid xid8 := '0';
+	p_id bigint := 0;
+	created boolean;
+BEGIN
+	IF NOT from_start THEN
+		IF my_epoch IS NULL THEN
+			-- Every stored event comes from another cluster: all finished.
+			SELECT e.epoch, e.txid, e.id INTO p_epoch, p_txid, p_id
+			  FROM automation_core.event e
+			 ORDER BY e.epoch DESC, e.txid DESC, e.id DESC LIMIT 1;
+			IF NOT FOUND THEN
+				p_epoch := 0; p_txid := '0'; p_id := 0;
+			END IF;
+		ELSE
+			-- Transactions at or after our xmin may still commit events:
+			-- start just before them, so none is skipped.
+			p_epoch := my_epoch;
+			p_txid := pg_snapshot_xmin(pg_current_snapshot());
+			p_id := 0;
+		END IF;
+	END IF;
+	INSERT INTO automation_core.consumer AS c (name, epoch, txid, last_event_id)
+		VALUES (register_consumer.name, p_epoch, p_txid, p_id)
+		ON CONFLICT ON CONSTRAINT consumer_pkey DO NOTHING;
+	GET DIAGNOSTICS created = ROW_COUNT;
+	RETURN created;
+END
+$$;
+COMMENT ON FUNCTION automation_core.register_consumer(text, boolean) IS
+	'creates a consumer starting after the current end of the log, or at its start with from_start; true when created, false (and nothing changed) when it existed';
+
+CREATE FUNCTION automation_core.unregister_consumer(name text) RETURNS boolean
+	LANGUAGE sql VOLATILE STRICT
+	SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH d AS (DELETE FROM automation_core.consumer c
+			   WHERE c.name = unregister_consumer.name RETURNING 1)
+	SELECT count(*) > 0 FROM d
+$$;
+COMMENT ON FUNCTION automation_core.unregister_consumer(text) IS
+	'removes a consumer and its position; true when it existed';
+
+CREATE FUNCTION automation_core.next_events(name text, max_events integer DEFAULT 1000)
+	RETURNS SETOF automation_core.event
+	LANGUAGE plpgsql STABLE STRICT
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	c automation_core.consumer;
+	my_epoch integer := automation_core.current_event_epoch();
+	horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
+BEGIN
+	IF max_events < 1 THEN
+		RAISE EXCEPTION 'max_events must be at least 1'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('max_events is %s.', max_events);
+	END IF;
+	SELECT * INTO c FROM automation_core.consumer WHERE consumer.name = next_events.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'consumer "%" does not exist', next_events.name
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'Create it with automation_core.register_consumer().';
+	END IF;
+	IF my_epoch IS NULL THEN
+		RETURN QUERY
+			SELECT e.* FROM automation_core.event e
+			 WHERE (e.epoch, e.txid, e.id) > (c.epoch, c.txid, c.last_event_id)
+			 ORDER BY e.epoch, e.txid, e.id
+			 LIMIT max_events;
+	ELSE
+		RETURN QUERY
+			SELECT e.* FROM automation_core.event e
+			 WHERE (e.epoch, e.txid, e.id) > (c.epoch, c.txid, c.last_event_id)
+			   AND (e.epoch, e.txid) < (my_epoch, horizon)
+			 ORDER BY e.epoch, e.txid, e.id
+			 LIMIT max_events;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION automation_core.next_events(text, integer) IS
+	'up to max_events events after the consumer''s acknowledged position, in commit-safe order: only events of transactions older than every running one';
+
+CREATE FUNCTION automation_core.ack_events(name text, last_event_id bigint)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE STRICT
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ev automation_core.event;
+	my_epoch integer := automation_core.current_event_epoch();
+BEGIN
+	PERFORM 1 FROM automation_core.consumer c WHERE c.name = ack_events.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'consumer "%" does not exist', ack_events.name
+			USING ERRCODE = 'no_data_found',
+				  HINT = 'Create it with automation_core.register_consumer().';
+	END IF;
+	SELECT * INTO ev FROM automation_core.event e WHERE e.id = ack_events.last_event_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'event % does not exist', ack_events.last_event_id
+			USING ERRCODE = 'no_data_found',
+				  DETAIL = format('consumer "%s" acknowledged event %s.', ack_events.name, ack_events.last_event_id),
+				  HINT = 'Acknowledge the id of the last event next_events returned; it may have been purged meanwhile.';
+	END IF;
+	IF my_epoch IS NOT NULL AND (ev.epoch, ev.txid) >= (my_epoch, pg_snapshot_xmin(pg_current_snapshot())) THEN
+		RAISE EXCEPTION 'event cannot be acknowledged while its transaction or an older one is running'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('event %s was written by transaction %s.', ev.id, ev.txid),
+				  HINT = 'Acknowledge only events returned by next_events.';
+	END IF;
+	-- Positions only move forward: acknowledging an earlier event again
+	-- changes nothing.
+	UPDATE automation_core.consumer c
+	   SET epoch = ev.epoch, txid = ev.txid, last_event_id = ev.id,
+		   acked_at = pg_catalog.now()
+	 WHERE c.name = ack_events.name
+	   AND (c.epoch, c.txid, c.last_event_id) < (ev.epoch, ev.txid, ev.id);
+END
+$$;
+COMMENT ON FUNCTION automation_core.ack_events(text, bigint) IS
+	'moves the consumer''s position to the given event (one returned by next_events); everything up to it is not returned again';
+
+SELECT pg_catalog.pg_extension_config_dump('automation_core.event_epoch', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.event', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('automation_core.consumer', '');

@@ -6,7 +6,7 @@ LIBPQ_INC := $(shell $(PG_CONFIG) --includedir)
 LIBPQ_LIB := $(shell $(PG_CONFIG) --libdir)
 CFLAGS_TOOLS = -O2 -g -Wall -Wextra $(PG_CFLAGS) -I$(LIBPQ_INC)
 
-TOOLS =
+TOOLS = bin/ac_listen
 
 all: $(TOOLS)
 

@@ -1,0 +1,113 @@
+/*-------------------------------------------------------------------------
+ *
+ * consumer.c
+ *		The C side of reading the event log: the guard trigger keeping
+ *		clients from writing automation_core.event, purge_events, and
+ *		current_event_epoch, which next_events and ack_events use to tell
+ *		this cluster's events (ordered by transaction id) from restored ones
+ *		(all finished). register_consumer, next_events and ack_events
+ *		themselves are SQL functions in the install script.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/rel.h"
+
+#include "automation_core.h"
+#include "events.h"
+
+PG_FUNCTION_INFO_V1(ac_event_guard);
+PG_FUNCTION_INFO_V1(ac_purge_events);
+PG_FUNCTION_INFO_V1(ac_current_event_epoch);
+
+bool		ac_event_purging = false;
+
+Datum
+ac_event_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	const char *what;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("event_guard: not called by trigger manager")));
+	td = (TriggerData *) fcinfo->context;
+	if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("event_guard: must be fired before the statement")));
+
+	if (TRIGGER_FIRED_BY_DELETE(td->tg_event) && ac_event_purging)
+		return PointerGetDatum(NULL);
+
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		what = "INSERT";
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		what = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		what = "DELETE";
+	else
+		what = "TRUNCATE";
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("automation_core.event is written by automation_core only"),
+			 errdetail("%s on automation_core.event was refused.", what),
+			 errhint("Events are written by status changes; remove old ones with automation_core.purge_events()."),
+			 errtableconstraint(td->tg_relation, "event_append_only")));
+	return PointerGetDatum(NULL);	/* keep compiler quiet */
+}
+
+/* purge_events(older_than interval) → bigint */
+Datum
+ac_purge_events(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		older_than = PG_GETARG_DATUM(0);
+	uint64		deleted;
+	int			rc;
+
+	SPI_connect();
+	if (plan == NULL)
+	{
+		Oid			argtypes[1] = {INTERVALOID};
+
+		plan = SPI_prepare("DELETE FROM automation_core.event "
+						   "WHERE created_at < pg_catalog.now() OPERATOR(pg_catalog.-) $1",
+						   1, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+	}
+	ac_event_purging = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, &older_than, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		ac_event_purging = false;
+	}
+	PG_END_TRY();
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	deleted = SPI_processed;
+	SPI_finish();
+	PG_RETURN_INT64((int64) deleted);
+}
+
+/* current_event_epoch() → integer, NULL before this cluster wrote events */
+Datum
+ac_current_event_epoch(PG_FUNCTION_ARGS)
+{
+	int32		epoch = ac_event_epoch(false);
+
+	if (epoch < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT32(epoch);
+}

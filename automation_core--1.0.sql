@@ -393,6 +393,14 @@ CREATE FUNCTION automation_core.complete(item_execution_id uuid, result jsonb DE
 COMMENT ON FUNCTION automation_core.complete(uuid, jsonb, integer) IS
 	'completes a processing item execution with its result';
 
+CREATE FUNCTION automation_core.complete_many(item_execution_ids uuid[],
+											  results jsonb[] DEFAULT NULL,
+											  attempts integer[] DEFAULT NULL)
+	RETURNS SETOF automation_core.item_execution
+	AS 'MODULE_PATHNAME', 'ac_complete_many' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION automation_core.complete_many(uuid[], jsonb[], integer[]) IS
+	'completes many processing item executions in one statement, all or nothing; results and attempts match the ids by position';
+
 CREATE FUNCTION automation_core.fail(item_execution_id uuid, error text,
 									 retryable boolean DEFAULT true,
 									 retry_delay interval DEFAULT NULL,

@@ -180,5 +180,27 @@ SELECT array_agg(i.sequence_number ORDER BY c.queue_position) = array_agg(i.sequ
 	   count(*)
 FROM claim(:'run5', 'w', 10) c JOIN item i ON i.id = c.item_id;
 
+-- complete_many: one statement for many items, all or nothing
+SELECT id AS run6 FROM start_run(:'automation', NULL, 2) \gset
+CREATE TEMP TABLE batch_claim AS SELECT * FROM claim(:'run6', 'bulk', 3);
+SELECT array_agg(id ORDER BY queue_position) AS ids, array_agg(attempt_count ORDER BY queue_position) AS atts
+FROM batch_claim \gset
+-- wrong lengths, repeated ids, nulls, a stale attempt: nothing is completed
+SELECT try(format('SELECT complete_many(%L, ARRAY[%L::jsonb])', :'ids', '{}'));
+SELECT try(format('SELECT complete_many(%L::uuid[] || %L::uuid[])', :'ids', :'ids'));
+SELECT try(format('SELECT complete_many(ARRAY[NULL]::uuid[])'));
+SELECT try(format('SELECT complete_many(%L, NULL, ARRAY[1, 1, 2])', :'ids'));
+SELECT try($$SELECT complete_many(NULL)$$);
+SELECT count(*) FROM item_execution WHERE run_id = :'run6' AND status = 'processing';
+-- results by position, returned in queue order
+SELECT i.sequence_number, c.status, c.result_payload
+FROM complete_many(:'ids', ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3}']::jsonb[], :'atts') c
+JOIN item i ON i.id = c.item_id;
+SELECT try(format('SELECT complete_many(%L)', :'ids'));
+SELECT count(*) FROM complete_many(ARRAY[]::uuid[]);
+-- the rest in one call; the run ends
+SELECT count(*) FROM complete_many((SELECT array_agg(id) FROM claim(:'run6', 'bulk', 10)));
+SELECT status FROM run WHERE id = :'run6';
+
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

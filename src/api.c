@@ -21,6 +21,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
@@ -32,6 +33,7 @@ PG_FUNCTION_INFO_V1(ac_start_run);
 PG_FUNCTION_INFO_V1(ac_claim);
 PG_FUNCTION_INFO_V1(ac_heartbeat);
 PG_FUNCTION_INFO_V1(ac_complete);
+PG_FUNCTION_INFO_V1(ac_complete_many);
 PG_FUNCTION_INFO_V1(ac_fail);
 PG_FUNCTION_INFO_V1(ac_cancel_run);
 PG_FUNCTION_INFO_V1(ac_expire_leases);
@@ -129,6 +131,15 @@ static AcPlan p_complete = {
 	"WHERE id = $1 AND status = 'processing' AND ($3 IS NULL OR attempt_count = $3) "
 	"RETURNING ie",
 	3, {UUIDOID, JSONBOID, INT4OID}
+};
+static AcPlan p_complete_many = {
+	"UPDATE " IE " ie SET status = 'completed', result_payload = u.result "
+	"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) "
+	"     AS u(id, result, attempt) "
+	"WHERE ie.id OPERATOR(pg_catalog.=) u.id AND ie.status = 'processing' "
+	"AND (u.attempt IS NULL OR ie.attempt_count OPERATOR(pg_catalog.=) u.attempt) "
+	"RETURNING ie",
+	3, {UUIDARRAYOID, JSONBARRAYOID, INT4ARRAYOID}
 };
 static AcPlan p_fail = {
 	"UPDATE " IE " ie SET "
@@ -298,6 +309,77 @@ typedef struct ClaimedRow
 } ClaimedRow;
 
 /*
+ * Set up a materialized result set of item_execution rows.
+ */
+static Tuplestorestate *
+begin_item_set(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext oldcxt;
+	TupleDesc	desc;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	*tupdesc = CreateTupleDescCopy(desc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(oldcxt);
+	return store;
+}
+
+/*
+ * Put the n whole-row results of the last SPI statement (column 1) into the
+ * result set, oldest in the queue first.
+ */
+static void
+put_item_rows(Tuplestorestate *store, TupleDesc tupdesc, uint64 n)
+{
+	ClaimedRow *rows;
+	AttrNumber	qp_att = InvalidAttrNumber;
+	uint64		i;
+
+	for (i = 0; i < (uint64) tupdesc->natts; i++)
+		if (strcmp(NameStr(TupleDescAttr(tupdesc, i)->attname), "queue_position") == 0)
+			qp_att = i + 1;
+
+	rows = palloc(sizeof(ClaimedRow) * (n > 0 ? n : 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		HeapTupleHeader h = DatumGetHeapTupleHeader(ac_spi_value(i, 1, &isnull));
+		HeapTupleData tmp;
+
+		tmp.t_len = HeapTupleHeaderGetDatumLength(h);
+		tmp.t_data = h;
+		rows[i].row = PointerGetDatum(h);
+		rows[i].queue_position = qp_att == InvalidAttrNumber ? 0 :
+			DatumGetInt64(heap_getattr(&tmp, qp_att, tupdesc, &isnull));
+	}
+	if (n > 1)
+		qsort(rows, n, sizeof(ClaimedRow), queue_cmp);
+
+	/* tuplestore_puttuple copies into the store's own memory */
+	for (i = 0; i < n; i++)
+	{
+		HeapTupleData tmp;
+
+		tmp.t_data = (HeapTupleHeader) DatumGetPointer(rows[i].row);
+		tmp.t_len = HeapTupleHeaderGetDatumLength(tmp.t_data);
+		ItemPointerSetInvalid(&tmp.t_self);
+		tmp.t_tableOid = InvalidOid;
+		tuplestore_puttuple(store, &tmp);
+	}
+	pfree(rows);
+}
+
+/*
  * claim(run_id, worker, max_items, lease): up to max_items ready item
  * executions, oldest first, each to one worker only.
  */
@@ -311,17 +393,8 @@ ac_claim(PG_FUNCTION_ARGS)
 	Interval   *lease;
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
-	MemoryContext oldcxt;
-	ClaimedRow *rows;
-	uint64		n;
-	uint64		i;
-	AttrNumber	qp_att;
 
-	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
-		(rsinfo->allowedModes & SFRM_Materialize) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("claim must be called in a context that accepts a set")));
+	store = begin_item_set(fcinfo, &tupdesc);
 
 	max_items = PG_ARGISNULL(2) ? 1 : PG_GETARG_INT32(2);
 	if (max_items < 1)
@@ -345,58 +418,17 @@ ac_claim(PG_FUNCTION_ARGS)
 	args[2] = Int32GetDatum(max_items);
 	args[3] = IntervalPGetDatum(lease);
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "claim must return a composite type");
-
-	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	tupdesc = CreateTupleDescCopy(tupdesc);
-	store = tuplestore_begin_heap(true, false, work_mem);
-	MemoryContextSwitchTo(oldcxt);
-
 	ac_spi_connect();
 	ac_plan_exec(PG_ARGISNULL(0) ? &p_claim_any : &p_claim_run, args, nulls, false, 0);
-	n = SPI_processed;
-	if (n == 0 && !PG_ARGISNULL(0))
+	if (SPI_processed == 0 && !PG_ARGISNULL(0))
 	{
 		ac_plan_exec(&p_run_exists, args, NULL, false, 1);
 		if (SPI_processed == 0)
 			raise_unknown("run", args[0]);
+		SPI_processed = 0;
 	}
 
-	qp_att = InvalidAttrNumber;
-	for (i = 0; i < (uint64) tupdesc->natts; i++)
-		if (strcmp(NameStr(TupleDescAttr(tupdesc, i)->attname), "queue_position") == 0)
-			qp_att = i + 1;
-
-	rows = palloc(sizeof(ClaimedRow) * (n > 0 ? n : 1));
-	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
-		HeapTupleHeader h = DatumGetHeapTupleHeader(ac_spi_value(i, 1, &isnull));
-		HeapTupleData tmp;
-
-		tmp.t_len = HeapTupleHeaderGetDatumLength(h);
-		tmp.t_data = h;
-		rows[i].row = PointerGetDatum(h);
-		rows[i].queue_position = qp_att == InvalidAttrNumber ? 0 :
-			DatumGetInt64(heap_getattr(&tmp, qp_att, tupdesc, &isnull));
-	}
-	if (n > 1)
-		qsort(rows, n, sizeof(ClaimedRow), queue_cmp);
-
-	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	for (i = 0; i < n; i++)
-	{
-		HeapTupleHeader h = (HeapTupleHeader) DatumGetPointer(rows[i].row);
-		HeapTupleData tmp;
-
-		tmp.t_len = HeapTupleHeaderGetDatumLength(h);
-		ItemPointerSetInvalid(&tmp.t_self);
-		tmp.t_tableOid = InvalidOid;
-		tmp.t_data = h;
-		tuplestore_puttuple(store, &tmp);
-	}
-	MemoryContextSwitchTo(oldcxt);
+	put_item_rows(store, tupdesc, SPI_processed);
 	ac_spi_finish();
 
 	rsinfo->returnMode = SFRM_Materialize;
@@ -550,6 +582,146 @@ ac_fail(PG_FUNCTION_ARGS)
 	nulls[4] = PG_ARGISNULL(4) ? 'n' : ' ';
 	PG_RETURN_DATUM(item_call(&p_fail, args, nulls, args[0], !PG_ARGISNULL(4),
 							  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4), "fail"));
+}
+
+static int
+uuid_bytes_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, UUID_LEN);
+}
+
+/* Length of a one-dimensional array argument, or -1 when it is NULL */
+static int
+array_arg_length(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	ArrayType  *a;
+
+	if (PG_ARGISNULL(argno))
+		return -1;
+	a = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a one-dimensional array", what)));
+	return ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
+}
+
+/*
+ * complete_many(item_execution_ids, results, attempts): complete many
+ * processing item executions in one statement. results and attempts, when
+ * given, are matched to the ids by position. All or nothing: when one of
+ * them cannot be completed, the call fails with the error complete() would
+ * raise for it, and none is completed.
+ */
+Datum
+ac_complete_many(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	ArrayType  *ids;
+	Datum	   *id_datums;
+	bool	   *id_nulls;
+	int			nids;
+	int			nresults;
+	int			nattempts;
+	pg_uuid_t  *sorted;
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	int			i;
+
+	require_id(fcinfo, 0, "item_execution_ids");
+	store = begin_item_set(fcinfo, &tupdesc);
+	nids = array_arg_length(fcinfo, 0, "item_execution_ids");
+	nresults = array_arg_length(fcinfo, 1, "results");
+	nattempts = array_arg_length(fcinfo, 2, "attempts");
+	if ((nresults >= 0 && nresults != nids) || (nattempts >= 0 && nattempts != nids))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("results and attempts must be as long as item_execution_ids"),
+				 errdetail("%d ids, %d results, %d attempts.", nids,
+						   Max(nresults, 0), Max(nattempts, 0))));
+
+	ids = PG_GETARG_ARRAYTYPE_P(0);
+	deconstruct_array(ids, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR,
+					  &id_datums, &id_nulls, &nids);
+	sorted = palloc(sizeof(pg_uuid_t) * Max(nids, 1));
+	for (i = 0; i < nids; i++)
+	{
+		if (id_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("item_execution_ids must not contain nulls")));
+		memcpy(&sorted[i], DatumGetUUIDP(id_datums[i]), UUID_LEN);
+	}
+	qsort(sorted, nids, sizeof(pg_uuid_t), uuid_bytes_cmp);
+	for (i = 1; i < nids; i++)
+		if (memcmp(&sorted[i - 1], &sorted[i], UUID_LEN) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("item_execution_ids must not repeat an id"),
+					 errdetail("item execution %s appears more than once.",
+							   uuid_text(UUIDPGetDatum(&sorted[i])))));
+
+	args[0] = PointerGetDatum(ids);
+	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+
+	ac_spi_connect();
+	ac_plan_exec(&p_complete_many, args, nulls, false, 0);
+	if (SPI_processed < (uint64) nids)
+	{
+		/* find the first id that was not completed, and say why */
+		uint64		n = SPI_processed;
+		pg_uuid_t  *done = palloc(sizeof(pg_uuid_t) * Max(n, 1));
+		ArrayType  *attempts = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
+		AttrNumber	id_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID);
+		uint64		j;
+
+		for (j = 0; j < n; j++)
+		{
+			bool		isnull;
+			HeapTupleHeader h = DatumGetHeapTupleHeader(ac_spi_value(j, 1, &isnull));
+			HeapTupleData tmp;
+
+			tmp.t_len = HeapTupleHeaderGetDatumLength(h);
+			tmp.t_data = h;
+			memcpy(&done[j], DatumGetUUIDP(heap_getattr(&tmp, id_att, tupdesc, &isnull)),
+				   UUID_LEN);
+		}
+		qsort(done, n, sizeof(pg_uuid_t), uuid_bytes_cmp);
+		for (i = 0; i < nids; i++)
+		{
+			bool		has_attempt = false;
+			int32		attempt = 0;
+
+			if (n > 0 && bsearch(DatumGetUUIDP(id_datums[i]), done, n,
+								 sizeof(pg_uuid_t), uuid_bytes_cmp) != NULL)
+				continue;
+			if (attempts != NULL)
+			{
+				bool		isnull;
+				int			sub = i + ARR_LBOUND(attempts)[0];
+				Datum		d = array_get_element(PointerGetDatum(attempts), 1, &sub,
+												  -1, sizeof(int32), true, TYPALIGN_INT,
+												  &isnull);
+
+				has_attempt = !isnull;
+				attempt = isnull ? 0 : DatumGetInt32(d);
+			}
+			diagnose_item(id_datums[i], has_attempt, attempt, "complete_many");
+		}
+		elog(ERROR, "complete_many updated %llu of %d item executions",
+			 (unsigned long long) n, nids);
+	}
+	put_item_rows(store, tupdesc, SPI_processed);
+	ac_spi_finish();
+
+	((ReturnSetInfo *) fcinfo->resultinfo)->returnMode = SFRM_Materialize;
+	((ReturnSetInfo *) fcinfo->resultinfo)->setResult = store;
+	((ReturnSetInfo *) fcinfo->resultinfo)->setDesc = tupdesc;
+	return (Datum) 0;
 }
 
 /*

@@ -439,7 +439,7 @@ ac_claim(PG_FUNCTION_ARGS)
 
 /*
  * Why did the fast path of heartbeat/complete/fail find no row? Raises the
- * error the contract names; returns only if the item looks fine now (a
+ * error that situation calls for; returns only if the item looks fine now (a
  * concurrent change), in which case the caller raises 40001.
  */
 static void

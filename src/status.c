@@ -56,7 +56,7 @@ ac_status_is_open(AcStatus s)
 }
 
 /*
- * The transition table of the contract; retrying is for item executions
+ * The transition table; retrying is for item executions
  * only, so every other table refuses to enter it.
  */
 bool

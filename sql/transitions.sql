@@ -86,7 +86,7 @@ SELECT tbl, f AS "from",
 	string_agg(t::text, ', ' ORDER BY t) FILTER (WHERE res = 'ok 1') AS allowed,
 	string_agg(DISTINCT CASE WHEN res <> 'ok 1' THEN split_part(res, ':', 1) END, ', ') AS refused_with,
 	bool_and((res = 'ok 1') = (automation_core.can_transition(f, t)
-		AND (t <> 'retrying' OR tbl = 'item_execution'))) AS matches_table
+		AND (t <> 'retrying' OR tbl = 'item_execution'))) AS matches_spec
 FROM tries
 GROUP BY tbl, f
 ORDER BY tbl, f;

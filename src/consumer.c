@@ -19,6 +19,7 @@
 #include "utils/rel.h"
 
 #include "automation_core.h"
+#include "spi_util.h"
 #include "events.h"
 
 PG_FUNCTION_INFO_V1(ac_event_guard);
@@ -72,7 +73,7 @@ ac_purge_events(PG_FUNCTION_ARGS)
 	uint64		deleted;
 	int			rc;
 
-	SPI_connect();
+	ac_spi_connect();
 	if (plan == NULL)
 	{
 		Oid			argtypes[1] = {INTERVALOID};
@@ -97,7 +98,7 @@ ac_purge_events(PG_FUNCTION_ARGS)
 	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	deleted = SPI_processed;
-	SPI_finish();
+	ac_spi_finish();
 	PG_RETURN_INT64((int64) deleted);
 }
 

@@ -39,6 +39,7 @@
 #include "utils/xid8.h"
 
 #include "automation_core.h"
+#include "spi_util.h"
 #include "events.h"
 
 /* Event kinds: four entity kinds times four outcomes */
@@ -200,7 +201,7 @@ ac_event_epoch(bool create)
 	if (epoch_cached >= 0 && epoch_cached_rel == relid)
 		return epoch_cached;
 
-	SPI_connect();
+	ac_spi_connect();
 	if (epoch_get_plan == NULL)
 	{
 		Oid			argtypes[1] = {INT8OID};
@@ -257,7 +258,7 @@ ac_event_epoch(bool create)
 			epoch_tentative = true;
 		}
 	}
-	SPI_finish();
+	ac_spi_finish();
 
 	if (result < 0 && create)
 		ereport(ERROR,
@@ -304,7 +305,7 @@ run_automation(Datum run_id, Datum *automation_id)
 		return true;
 	}
 
-	SPI_connect();
+	ac_spi_connect();
 	if (run_plan == NULL)
 	{
 		Oid			argtypes[1] = {UUIDOID};
@@ -327,7 +328,7 @@ run_automation(Datum run_id, Datum *automation_id)
 			run_cache_dirty = true;
 		}
 	}
-	SPI_finish();
+	ac_spi_finish();
 	if (found)
 		*automation_id = UUIDPGetDatum(&entry->automation_id);
 	return found;

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
 
@@ -17,14 +18,17 @@
 #include "spi_util.h"
 
 /*
- * SPI_connect with search_path pinned to pg_catalog, pg_temp for the
- * duration, as a function's SET clause would: kept plans are re-analyzed
- * when the caller's search_path differs from the one they were made under,
- * and must never resolve a name or operator through a caller's schema.
+ * SPI_connect with search_path pinned to pg_catalog for the duration, as a
+ * function's SET clause would: kept plans are analyzed again when the
+ * caller's search_path differs from the one they were made under, and must
+ * never resolve a name or operator through a caller's schema.
  *
- * The GUC nest levels are kept on a small stack; entries made inside a
- * subtransaction that aborts are dropped with it (the abort has already
- * unwound the setting itself).
+ * Up to PostgreSQL 16 an override search path does this without touching
+ * the GUC: cheap, and popped by (sub)transaction abort on error. From 17 on
+ * the setting itself is changed at a new GUC nest level; the levels are
+ * kept on a small stack whose entries made inside an aborted
+ * subtransaction are dropped with it (the abort has already unwound the
+ * setting).
  */
 #define SPI_STACK_MAX 64
 
@@ -43,12 +47,24 @@ ac_spi_connect(void)
 	if (spi_depth >= SPI_STACK_MAX)
 		elog(ERROR, "automation_core SPI calls nested too deeply");
 	SPI_connect();
-	spi_stack[spi_depth].guc_level = NewGUCNestLevel();
 	spi_stack[spi_depth].subxid = GetCurrentSubTransactionId();
-	spi_depth++;
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+#if PG_VERSION_NUM < 170000
+	{
+		OverrideSearchPath *path = GetOverrideSearchPath(CurrentMemoryContext);
+
+		path->schemas = NIL;
+		path->addCatalog = true;
+		path->addTemp = false;
+		PushOverrideSearchPath(path);
+		spi_stack[spi_depth].guc_level = 0;
+	}
+#else
+	spi_stack[spi_depth].guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+#endif
+	spi_depth++;
 }
 
 void
@@ -56,7 +72,11 @@ ac_spi_finish(void)
 {
 	Assert(spi_depth > 0);
 	spi_depth--;
+#if PG_VERSION_NUM < 170000
+	PopOverrideSearchPath();
+#else
 	AtEOXact_GUC(true, spi_stack[spi_depth].guc_level);
+#endif
 	SPI_finish();
 }
 

@@ -68,6 +68,9 @@ measure() {
 	local opts=$1 run tps
 	run=$(new_run | tail -1)
 	sql -c "VACUUM ANALYZE automation_core.item_execution" >/dev/null
+	# the previous round's DELETE left WAL behind: flush it now, not
+	# during the measurement
+	sql -c "CHECKPOINT" >/dev/null
 	tps=$(PGOPTIONS="-c synchronous_commit=on $opts" \
 		pgbench -n -c "$clients" -j 2 -T "$secs" -D run="$run" \
 		-f "$work/claim_complete.sql" 2>"$work/pgbench.err" |
@@ -78,6 +81,7 @@ measure() {
 	fi
 	# drop the run, so that every measurement starts from the same tables
 	sql -c "DELETE FROM automation_core.run WHERE id = '$run'" >/dev/null
+	sql -c "VACUUM automation_core.item_execution, automation_core.item_state_history" >/dev/null
 	echo "$tps"
 }
 

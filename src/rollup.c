@@ -225,13 +225,41 @@ run_start(Datum id)
 	ac_plan_exec(&p_run_start, &id, NULL, false, 0);
 }
 
+/*
+ * Lock the batch execution or run (lock_plan), then read its children with
+ * a fresh snapshot (summary_plan: any open, any failed, any not cancelled).
+ * Returns false when there is nothing to roll up: the row is gone or has
+ * ended, or a child is still open. Otherwise sets the row's current status
+ * and the status it rolls up to: failed if a child failed, else cancelled
+ * if all were cancelled, else completed.
+ */
+static bool
+rollup_target(AcPlan *lock_plan, AcPlan *summary_plan, Datum id,
+			  AcStatus *current, AcStatus *target)
+{
+	ac_plan_exec(lock_plan, &id, NULL, false, 1);
+	if (SPI_processed == 0)
+		return false;
+	*current = result_status();
+	if (ac_status_is_terminal(*current))
+		return false;
+	ac_plan_exec(summary_plan, &id, NULL, true, 1);
+	if (result_bool(1))
+		return false;
+	if (result_bool(2))
+		*target = AC_FAILED;
+	else if (!result_bool(3))
+		*target = AC_CANCELLED;
+	else
+		*target = AC_COMPLETED;
+	return true;
+}
+
 static void
 batch_check(Datum id)
 {
 	AcStatus	st;
 	AcStatus	target;
-	bool		any_failed;
-	bool		all_cancelled;
 	Datum		args[2];
 
 	/* 1. another open item we can hold: someone after us will decide */
@@ -240,18 +268,8 @@ batch_check(Datum id)
 		return;
 
 	/* 2. lock the batch execution, then look with a fresh snapshot */
-	ac_plan_exec(&p_lock_batch, &id, NULL, false, 1);
-	if (SPI_processed == 0)
+	if (!rollup_target(&p_lock_batch, &p_batch_summary, id, &st, &target))
 		return;
-	st = result_status();
-	if (ac_status_is_terminal(st))
-		return;
-	ac_plan_exec(&p_batch_summary, &id, NULL, true, 1);
-	if (result_bool(1))
-		return;
-	any_failed = result_bool(2);
-	all_cancelled = !result_bool(3);
-	target = any_failed ? AC_FAILED : (all_cancelled ? AC_CANCELLED : AC_COMPLETED);
 
 	args[0] = id;
 	if (st == AC_PENDING && target != AC_CANCELLED)
@@ -268,27 +286,15 @@ run_check(Datum id)
 {
 	AcStatus	st;
 	AcStatus	target;
-	bool		any_failed;
-	bool		all_cancelled;
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', 'n'};
 
-	ac_plan_exec(&p_lock_run, &id, NULL, false, 1);
-	if (SPI_processed == 0)
+	if (!rollup_target(&p_lock_run, &p_run_summary, id, &st, &target))
 		return;
-	st = result_status();
-	if (ac_status_is_terminal(st))
-		return;
-	ac_plan_exec(&p_run_summary, &id, NULL, true, 1);
-	if (result_bool(1))
-		return;
-	any_failed = result_bool(2);
-	all_cancelled = !result_bool(3);
-	target = any_failed ? AC_FAILED : (all_cancelled ? AC_CANCELLED : AC_COMPLETED);
 
 	args[0] = id;
 	args[2] = (Datum) 0;
-	if (any_failed)
+	if (target == AC_FAILED)
 	{
 		bool		isnull;
 

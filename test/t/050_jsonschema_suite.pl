@@ -15,6 +15,10 @@ use Test::More;
 
 my $dir = $ENV{AC_SUITE_DIR} // './shared/jsonschema-test-suite/tests/draft2020-12';
 my @files = sort glob("$dir/*.json");
+# The suite lives next to the checkout (../shared). A checkout without it
+# skips this file, except where AC_REQUIRE_SUITE says it must run (CI).
+plan skip_all => "JSON Schema test suite not found in $dir"
+  if !@files && !$ENV{AC_REQUIRE_SUITE};
 ok(@files > 0, "suite files found in $dir") or BAIL_OUT("no suite files in $dir");
 
 # Tests expected not to pass, as "file / group description / test

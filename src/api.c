@@ -116,6 +116,22 @@ static AcPlan p_claim_run = {
 	"RETURNING ie",
 	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN
 };
+/* one item, the common case: a scalar subquery, no bitmap scan of an array */
+static AcPlan p_claim_any_one = {
+	CLAIM_SET
+	"WHERE ie.id OPERATOR(pg_catalog.=) (SELECT id FROM " IE " " CLAIM_READY
+	"      ORDER BY queue_position LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) "
+	"RETURNING ie",
+	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN
+};
+static AcPlan p_claim_run_one = {
+	CLAIM_SET
+	"WHERE ie.id OPERATOR(pg_catalog.=) (SELECT id FROM " IE " " CLAIM_READY
+	"      AND run_id = $1 "
+	"      ORDER BY queue_position LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) "
+	"RETURNING ie",
+	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN
+};
 static AcPlan p_run_exists = {
 	"SELECT 1 FROM automation_core.run WHERE id = $1", 1, {UUIDOID}
 };
@@ -419,7 +435,10 @@ ac_claim(PG_FUNCTION_ARGS)
 	args[3] = IntervalPGetDatum(lease);
 
 	ac_spi_connect();
-	ac_plan_exec(PG_ARGISNULL(0) ? &p_claim_any : &p_claim_run, args, nulls, false, 0);
+	if (max_items == 1)
+		ac_plan_exec(PG_ARGISNULL(0) ? &p_claim_any_one : &p_claim_run_one, args, nulls, false, 0);
+	else
+		ac_plan_exec(PG_ARGISNULL(0) ? &p_claim_any : &p_claim_run, args, nulls, false, 0);
 	if (SPI_processed == 0 && !PG_ARGISNULL(0))
 	{
 		ac_plan_exec(&p_run_exists, args, NULL, false, 1);

@@ -101,37 +101,23 @@ static AcPlan p_select_run = {
 #define CLAIM_READY \
 	"WHERE status IN ('pending', 'retrying') AND is_active " \
 	"  AND (next_attempt_at IS NULL OR next_attempt_at <= pg_catalog.now()) "
-static AcPlan p_claim_any = {
-	CLAIM_SET
-	"WHERE ie.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM " IE " " CLAIM_READY
-	"      ORDER BY queue_position LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED)) "
-	"RETURNING ie",
-	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN
-};
-static AcPlan p_claim_run = {
-	CLAIM_SET
-	"WHERE ie.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM " IE " " CLAIM_READY
-	"      AND run_id = $1 "
-	"      ORDER BY queue_position LIMIT $3 FOR NO KEY UPDATE SKIP LOCKED)) "
-	"RETURNING ie",
-	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN
-};
-/* one item, the common case: a scalar subquery, no bitmap scan of an array */
-static AcPlan p_claim_any_one = {
-	CLAIM_SET
-	"WHERE ie.id OPERATOR(pg_catalog.=) (SELECT id FROM " IE " " CLAIM_READY
-	"      ORDER BY queue_position LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) "
-	"RETURNING ie",
-	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN
-};
-static AcPlan p_claim_run_one = {
-	CLAIM_SET
-	"WHERE ie.id OPERATOR(pg_catalog.=) (SELECT id FROM " IE " " CLAIM_READY
-	"      AND run_id = $1 "
-	"      ORDER BY queue_position LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) "
-	"RETURNING ie",
-	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN
-};
+/*
+ * CLAIM_PLAN(run filter, pick): pick is "= (SELECT" for one item (a scalar
+ * subquery, the common case) or "= ANY (ARRAY(SELECT" for many.
+ */
+#define CLAIM_PLAN(run_filter, pick, limit, close) { \
+	CLAIM_SET \
+	"WHERE ie.id OPERATOR(pg_catalog.=) " pick " id FROM " IE " " CLAIM_READY run_filter \
+	"      ORDER BY queue_position LIMIT " limit " FOR NO KEY UPDATE SKIP LOCKED" close " " \
+	"RETURNING ie", \
+	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN \
+}
+#define RUN_FILTER " AND run_id = $1 "
+
+static AcPlan p_claim_any = CLAIM_PLAN("", "ANY (ARRAY(SELECT", "$3", "))");
+static AcPlan p_claim_run = CLAIM_PLAN(RUN_FILTER, "ANY (ARRAY(SELECT", "$3", "))");
+static AcPlan p_claim_any_one = CLAIM_PLAN("", "(SELECT", "1", ")");
+static AcPlan p_claim_run_one = CLAIM_PLAN(RUN_FILTER, "(SELECT", "1", ")");
 static AcPlan p_run_exists = {
 	"SELECT 1 FROM automation_core.run WHERE id = $1", 1, {UUIDOID}
 };

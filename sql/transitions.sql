@@ -180,4 +180,13 @@ SELECT started_at = :'run_start' AS start_kept FROM automation_core.run WHERE id
 INSERT INTO automation_core.automation (name, is_active) VALUES ('transitions inactive', false);
 SELECT ac_try($$INSERT INTO automation_core.run (automation_id) SELECT id FROM automation_core.automation WHERE name = 'transitions inactive'$$);
 
+-- executions never move to another parent, whatever their status
+SELECT ac_fixture('tr3', 2, 1) IS NOT NULL AS fixture;
+SELECT ac_try($$UPDATE automation_core.item_execution SET batch_execution_id = ac_be('tr3', 2) WHERE id = ac_ie('tr3', 1)$$);
+SELECT ac_try($$UPDATE automation_core.item_execution SET run_id = ac_run('tr'), batch_execution_id = ac_be('tr', 1) WHERE id = ac_ie('tr3', 1)$$);
+SELECT ac_try($$UPDATE automation_core.item_execution SET item_id = (SELECT item_id FROM automation_core.item_execution WHERE id = ac_ie('tr', 2)) WHERE id = ac_ie('tr3', 1)$$);
+SELECT ac_try($$UPDATE automation_core.batch_execution SET run_id = ac_run('tr') WHERE id = ac_be('tr3', 1)$$);
+SELECT ac_try($$UPDATE automation_core.run SET automation_id = (SELECT id FROM automation_core.automation WHERE name = 'transitions inactive') WHERE id = ac_run('tr3')$$);
+SELECT ac_try($$UPDATE automation_core.item_execution SET run_id = run_id, worker = 'same parents' WHERE id = ac_ie('tr3', 1)$$);
+
 DROP FUNCTION tr_try(text, text, text), tr_path(text), tr_set(text, uuid, text), tr_new(text);

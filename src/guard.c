@@ -421,6 +421,39 @@ guard_status_insert(GuardCtx *g)
 		guard_run_insert(g);
 }
 
+/*
+ * An execution row never moves to another parent: a run stays with its
+ * automation, a batch execution in its run and batch, an item execution in
+ * its run, batch execution and item. Moving one would let an open item land in a batch execution that
+ * has already ended, or take history to another item.
+ */
+static void
+guard_parents(GuardCtx *g)
+{
+	static const AcCol parents[] = {AC_C_AUTOMATION_ID, AC_C_RUN_ID, AC_C_BATCH_ID,
+	AC_C_BATCH_EXECUTION_ID, AC_C_ITEM_ID};
+	int			i;
+
+	for (i = 0; i < lengthof(parents); i++)
+	{
+		if (col_changed(g, parents[i]))
+		{
+			char		conname[NAMEDATALEN];
+			AttrNumber	a = att(g, parents[i]);
+
+			snprintf(conname, sizeof(conname), "%s_parent_fixed", ac_table_name(g->table));
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("%s of %s rows cannot change", NameStr(TupleDescAttr(g->desc, a - 1)->attname),
+							ac_table_name(g->table)),
+					 errdetail("%s %s belongs where it was created.", table_label(g->table),
+							   row_id_text(g)),
+					 errhint("Start a new run instead of moving executions between runs or batches."),
+					 errtableconstraint(g->rel, conname)));
+		}
+	}
+}
+
 /* Columns that a terminal row keeps forever, per table */
 static bool
 tracking_changed(GuardCtx *g)
@@ -717,6 +750,8 @@ ac_guard_row(PG_FUNCTION_ARGS)
 		{
 			from = ac_status_of_datum(get_old(&g, AC_C_STATUS, &isnull));
 			to = ac_status_of_datum(get_new(&g, AC_C_STATUS, &isnull));
+			if (g.table != AC_T_ORCHESTRATION_INSTANCE)
+				guard_parents(&g);
 			guard_status_update(&g, from, to);
 		}
 	}

@@ -68,35 +68,25 @@ ac_event_guard(PG_FUNCTION_ARGS)
 Datum
 ac_purge_events(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
+	static AcPlan purge_plan = {
+		"DELETE FROM automation_core.event "
+		"WHERE created_at < pg_catalog.now() OPERATOR(pg_catalog.-) $1",
+		1, {INTERVALOID}
+	};
 	Datum		older_than = PG_GETARG_DATUM(0);
 	uint64		deleted;
-	int			rc;
 
 	ac_spi_connect();
-	if (plan == NULL)
-	{
-		Oid			argtypes[1] = {INTERVALOID};
-
-		plan = SPI_prepare("DELETE FROM automation_core.event "
-						   "WHERE created_at < pg_catalog.now() OPERATOR(pg_catalog.-) $1",
-						   1, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-	}
 	ac_event_purging = true;
 	PG_TRY();
 	{
-		rc = SPI_execute_plan(plan, &older_than, NULL, false, 0);
+		ac_plan_exec(&purge_plan, &older_than, NULL, false, 0);
 	}
 	PG_FINALLY();
 	{
 		ac_event_purging = false;
 	}
 	PG_END_TRY();
-	if (rc != SPI_OK_DELETE)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	deleted = SPI_processed;
 	ac_spi_finish();
 	PG_RETURN_INT64((int64) deleted);

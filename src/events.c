@@ -136,14 +136,26 @@ typedef struct RunAutomation
 static HTAB *run_cache = NULL;
 static Oid	run_cache_rel = InvalidOid;
 static bool run_cache_dirty = false;	/* added to in this transaction */
-static SPIPlanPtr run_plan = NULL;
+static AcPlan run_plan = {
+	"SELECT automation_id FROM automation_core.run WHERE id = $1", 1, {UUIDOID}
+};
 
 /* The cluster's epoch, per backend */
 static int32 epoch_cached = -1;
 static Oid	epoch_cached_rel = InvalidOid;
 static bool epoch_tentative = false;	/* created by this transaction */
-static SPIPlanPtr epoch_get_plan = NULL;
-static SPIPlanPtr epoch_new_plan = NULL;
+static AcPlan epoch_get_plan = {
+	"SELECT (SELECT max(epoch) FROM automation_core.event_epoch "
+	"        WHERE system_identifier = $1), "
+	"       (SELECT max(epoch) FROM automation_core.event_epoch)",
+	1, {INT8OID}
+};
+static AcPlan epoch_new_plan = {
+	"INSERT INTO automation_core.event_epoch (epoch, system_identifier) "
+	"SELECT COALESCE(max(epoch), 0) + 1, $1 FROM automation_core.event_epoch "
+	"ON CONFLICT DO NOTHING RETURNING epoch",
+	1, {INT8OID}
+};
 
 /* Attribute numbers of automation_core.event, reloaded when it changes */
 static void
@@ -169,18 +181,6 @@ event_columns_ensure(void)
 	event_rel_cached = relid;
 }
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-	if (p == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(p);
-	return p;
-}
-
 /*
  * The epoch of this cluster. Events are ordered by (epoch, txid, id): a
  * cluster's transaction ids only order its own events, so a dump restored
@@ -202,37 +202,16 @@ ac_event_epoch(bool create)
 		return epoch_cached;
 
 	ac_spi_connect();
-	if (epoch_get_plan == NULL)
-	{
-		Oid			argtypes[1] = {INT8OID};
-
-		epoch_get_plan = keep_plan(
-								   "SELECT (SELECT max(epoch) FROM automation_core.event_epoch "
-								   "        WHERE system_identifier = $1), "
-								   "       (SELECT max(epoch) FROM automation_core.event_epoch)",
-								   1, argtypes);
-		epoch_new_plan = keep_plan(
-								   "INSERT INTO automation_core.event_epoch (epoch, system_identifier) "
-								   "SELECT COALESCE(max(epoch), 0) + 1, $1 FROM automation_core.event_epoch "
-								   "ON CONFLICT DO NOTHING RETURNING epoch",
-								   1, argtypes);
-	}
-
 	for (attempt = 0; attempt < 10 && result < 0; attempt++)
 	{
 		bool		mine_null;
 		bool		max_null;
 		int32		mine;
 		int32		max;
-		int			rc;
 
-		rc = SPI_execute_plan(epoch_get_plan, &sysid, NULL, false, 1);
-		if (rc != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-		mine = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &mine_null));
-		max = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 2, &max_null));
+		ac_plan_exec(&epoch_get_plan, &sysid, NULL, false, 1);
+		mine = DatumGetInt32(ac_spi_value(0, 1, &mine_null));
+		max = DatumGetInt32(ac_spi_value(0, 2, &max_null));
 		if (!mine_null && mine == max)
 		{
 			result = mine;
@@ -246,15 +225,13 @@ ac_event_epoch(bool create)
 		 * insert wait for it and then do nothing; the next lookup sees its
 		 * row.
 		 */
-		rc = SPI_execute_plan(epoch_new_plan, &sysid, NULL, false, 1);
-		if (rc != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+		/* no row limit: it is an INSERT */
+		ac_plan_exec(&epoch_new_plan, &sysid, NULL, false, 0);
 		if (SPI_processed == 1)
 		{
 			bool		isnull;
 
-			result = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1, &isnull));
+			result = DatumGetInt32(ac_spi_value(0, 1, &isnull));
 			epoch_tentative = true;
 		}
 	}
@@ -281,7 +258,6 @@ run_automation(Datum run_id, Datum *automation_id)
 	RunAutomation *entry;
 	bool		found;
 	bool		isnull;
-	int			rc;
 	Datum		d;
 
 	if (run_cache == NULL || run_cache_rel != run_rel ||
@@ -306,20 +282,11 @@ run_automation(Datum run_id, Datum *automation_id)
 	}
 
 	ac_spi_connect();
-	if (run_plan == NULL)
-	{
-		Oid			argtypes[1] = {UUIDOID};
-
-		run_plan = keep_plan("SELECT automation_id FROM automation_core.run WHERE id = $1",
-							 1, argtypes);
-	}
-	rc = SPI_execute_plan(run_plan, &run_id, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	ac_plan_exec(&run_plan, &run_id, NULL, false, 1);
 	found = SPI_processed == 1;
 	if (found)
 	{
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		d = ac_spi_value(0, 1, &isnull);
 		found = !isnull;
 		if (found)
 		{
@@ -580,6 +547,25 @@ levels_reset(void)
 		memset(levels, 0, nlevels * sizeof(LevelCount));
 }
 
+/*
+ * A rollback may have undone what the caches learnt in this transaction: a
+ * run's automation read from a row this transaction inserted, or an epoch it
+ * registered. Drop them.
+ */
+static void
+forget_uncommitted_caches(void)
+{
+	if (run_cache_dirty && run_cache != NULL)
+	{
+		hash_destroy(run_cache);
+		run_cache = NULL;
+	}
+	run_cache_dirty = false;
+	if (epoch_tentative)
+		epoch_cached = -1;
+	epoch_tentative = false;
+}
+
 static void
 events_xact_callback(XactEvent event, void *arg)
 {
@@ -601,15 +587,7 @@ events_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			levels_reset();
-			if (run_cache_dirty && run_cache != NULL)
-			{
-				hash_destroy(run_cache);
-				run_cache = NULL;
-			}
-			run_cache_dirty = false;
-			if (epoch_tentative)
-				epoch_cached = -1;
-			epoch_tentative = false;
+			forget_uncommitted_caches();
 			break;
 		default:
 			break;
@@ -626,19 +604,7 @@ events_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		return;
 	level = GetCurrentTransactionNestLevel();
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		if (run_cache_dirty && run_cache != NULL)
-		{
-			hash_destroy(run_cache);
-			run_cache = NULL;
-			run_cache_dirty = false;
-		}
-		if (epoch_tentative)
-		{
-			epoch_cached = -1;
-			epoch_tentative = false;
-		}
-	}
+		forget_uncommitted_caches();
 	if (levels == NULL || level >= nlevels || level < 2 || levels[level].count == 0)
 		return;
 	if (event == SUBXACT_EVENT_COMMIT_SUB)

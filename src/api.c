@@ -337,6 +337,20 @@ begin_item_set(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
 }
 
 /*
+ * Column att of the whole-row item_execution in column 1 of SPI result row
+ * `row` (the RETURNING ie of the API's statements).
+ */
+static Datum
+item_row_attr(uint64 row, AttrNumber att, TupleDesc desc, bool *isnull)
+{
+	HeapTupleData tmp;
+
+	tmp.t_data = DatumGetHeapTupleHeader(ac_spi_value(row, 1, isnull));
+	tmp.t_len = HeapTupleHeaderGetDatumLength(tmp.t_data);
+	return heap_getattr(&tmp, att, desc, isnull);
+}
+
+/*
  * Put the n whole-row results of the last SPI statement (column 1) into the
  * result set, oldest in the queue first.
  */
@@ -344,25 +358,16 @@ static void
 put_item_rows(Tuplestorestate *store, TupleDesc tupdesc, uint64 n)
 {
 	ClaimedRow *rows;
-	AttrNumber	qp_att = InvalidAttrNumber;
+	AttrNumber	qp_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_QUEUE_POSITION);
 	uint64		i;
-
-	for (i = 0; i < (uint64) tupdesc->natts; i++)
-		if (strcmp(NameStr(TupleDescAttr(tupdesc, i)->attname), "queue_position") == 0)
-			qp_att = i + 1;
 
 	rows = palloc(sizeof(ClaimedRow) * (n > 0 ? n : 1));
 	for (i = 0; i < n; i++)
 	{
 		bool		isnull;
-		HeapTupleHeader h = DatumGetHeapTupleHeader(ac_spi_value(i, 1, &isnull));
-		HeapTupleData tmp;
 
-		tmp.t_len = HeapTupleHeaderGetDatumLength(h);
-		tmp.t_data = h;
-		rows[i].row = PointerGetDatum(h);
-		rows[i].queue_position = qp_att == InvalidAttrNumber ? 0 :
-			DatumGetInt64(heap_getattr(&tmp, qp_att, tupdesc, &isnull));
+		rows[i].row = PointerGetDatum(DatumGetHeapTupleHeader(ac_spi_value(i, 1, &isnull)));
+		rows[i].queue_position = DatumGetInt64(item_row_attr(i, qp_att, tupdesc, &isnull));
 	}
 	if (n > 1)
 		qsort(rows, n, sizeof(ClaimedRow), queue_cmp);
@@ -687,12 +692,8 @@ ac_complete_many(PG_FUNCTION_ARGS)
 		for (j = 0; j < n; j++)
 		{
 			bool		isnull;
-			HeapTupleHeader h = DatumGetHeapTupleHeader(ac_spi_value(j, 1, &isnull));
-			HeapTupleData tmp;
 
-			tmp.t_len = HeapTupleHeaderGetDatumLength(h);
-			tmp.t_data = h;
-			memcpy(&done[j], DatumGetUUIDP(heap_getattr(&tmp, id_att, tupdesc, &isnull)),
+			memcpy(&done[j], DatumGetUUIDP(item_row_attr(j, id_att, tupdesc, &isnull)),
 				   UUID_LEN);
 		}
 		qsort(done, n, sizeof(pg_uuid_t), uuid_bytes_cmp);

@@ -33,7 +33,7 @@ static const char *const column_names[AC_NCOLS] = {
 	"attempt_count", "max_attempts", "worker", "lease_expires_at",
 	"next_attempt_at", "error_summary", "cancellation_reason",
 	"duration_seconds", "item_execution_id", "previous_status",
-	"new_status", "changed_at"
+	"new_status", "changed_at", "queue_position"
 };
 
 static const char *const status_labels[AC_NSTATUS] = {

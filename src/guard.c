@@ -26,8 +26,10 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
@@ -62,12 +64,40 @@ typedef struct GuardCtx
 	TimestampTz now;
 } GuardCtx;
 
+static Oid	actor_cached_user = InvalidOid;
+
+/* a role was renamed or dropped: look the name up again */
+static void
+actor_cache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	actor_cached_user = InvalidOid;
+}
+
+/*
+ * The actor: the setting when set, else the session user's name. The name
+ * is looked up once per session user (and role change), not once per row.
+ */
 char *
 ac_actor(void)
 {
+	static bool registered = false;
+	static char cached_name[NAMEDATALEN];
+	Oid			user;
+
 	if (ac_actor_setting != NULL && ac_actor_setting[0] != '\0')
 		return ac_actor_setting;
-	return GetUserNameFromId(GetSessionUserId(), false);
+	if (!registered)
+	{
+		CacheRegisterSyscacheCallback(AUTHOID, actor_cache_callback, (Datum) 0);
+		registered = true;
+	}
+	user = GetSessionUserId();
+	if (user != actor_cached_user)
+	{
+		strlcpy(cached_name, GetUserNameFromId(user, false), NAMEDATALEN);
+		actor_cached_user = user;
+	}
+	return cached_name;
 }
 
 TimestampTz

@@ -202,5 +202,47 @@ SELECT count(*) FROM complete_many(ARRAY[]::uuid[]);
 SELECT count(*) FROM complete_many((SELECT array_agg(id) FROM claim(:'run6', 'bulk', 10)));
 SELECT status FROM run WHERE id = :'run6';
 
+-- heartbeat, complete, fail and complete_many find their row through the
+-- primary key, whatever the statistics say: with thousands of items
+-- processing and statistics taken when the lease index looked small, a plan
+-- that scanned the lease or open-item index for one id would read them all.
+INSERT INTO automation (name) VALUES ('many') RETURNING id AS many \gset
+INSERT INTO batch (automation_id, name) VALUES (:'many', 'b') RETURNING id AS many_batch \gset
+INSERT INTO item (batch_id, sequence_number) SELECT :'many_batch', g FROM generate_series(0, 2999) g;
+SELECT id AS run7 FROM start_run(:'many', NULL, 3) \gset
+ANALYZE item_execution;
+SELECT count(*) FROM claim(:'run7', 'w', 2990);
+CREATE TEMP TABLE by_id (call text, lease_idx bigint, open_idx bigint, pkey bigint);
+CREATE PROCEDURE pg_temp.index_scans(call text) LANGUAGE sql AS $$
+	INSERT INTO by_id SELECT call,
+		pg_stat_get_xact_numscans('automation_core.item_execution_lease_idx'::regclass),
+		pg_stat_get_xact_numscans('automation_core.item_execution_open_idx'::regclass),
+		pg_stat_get_xact_numscans('automation_core.item_execution_pkey'::regclass)
+$$;
+BEGIN;
+SELECT id AS p1, attempt_count AS a1 FROM item_execution WHERE run_id = :'run7' AND status = 'processing' ORDER BY queue_position LIMIT 1 \gset
+CALL pg_temp.index_scans('before');
+SELECT status FROM heartbeat(:'p1', :a1);
+CALL pg_temp.index_scans('heartbeat');
+SELECT status FROM complete(:'p1', NULL, :a1);
+CALL pg_temp.index_scans('complete');
+SELECT id AS p2, attempt_count AS a2 FROM item_execution WHERE run_id = :'run7' AND status = 'processing' ORDER BY queue_position LIMIT 1 \gset
+CALL pg_temp.index_scans('before fail');
+SELECT status FROM fail(:'p2', 'x', true, NULL, :a2);
+CALL pg_temp.index_scans('fail');
+SELECT array_agg(id) AS ids7 FROM (SELECT id FROM item_execution WHERE run_id = :'run7' AND status = 'processing' ORDER BY queue_position LIMIT 5) x \gset
+CALL pg_temp.index_scans('before complete_many');
+SELECT count(*) FROM complete_many(:'ids7');
+CALL pg_temp.index_scans('complete_many');
+-- each call's own scans: none of the lease index, none of the open-item
+-- index beyond the roll-up's look at one other open item
+SELECT call, lease_idx_scans, open_idx_at_most_once, used_pkey FROM (
+	SELECT ctid, call, lease_idx - lag(lease_idx) OVER w AS lease_idx_scans,
+		   open_idx - lag(open_idx) OVER w <= 1 AS open_idx_at_most_once,
+		   pkey - lag(pkey) OVER w >= 1 AS used_pkey
+	FROM by_id WINDOW w AS (ORDER BY ctid)) d
+WHERE call NOT LIKE 'before%' ORDER BY ctid;
+COMMIT;
+
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

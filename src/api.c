@@ -122,28 +122,32 @@ static AcPlan p_run_exists = {
 	"SELECT 1 FROM automation_core.run WHERE id = $1", 1, {UUIDOID}
 };
 
-/* heartbeat, complete, fail */
-static AcPlan p_heartbeat = {
+/*
+ * heartbeat, complete, fail. Each finds its row by id only: the status they
+ * require comes as the last parameter (always 'processing') and the plans are
+ * generic, so the planner cannot prove a partial index's predicate from it
+ * and scan, say, every processing row's lease entry looking for one id.
+ */
+#define BY_ID_PLAN(sql, nargs, ...) \
+	{ sql, nargs, { __VA_ARGS__ }, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN }
+static AcPlan p_heartbeat = BY_ID_PLAN(
 	"UPDATE " IE " ie SET lease_expires_at = pg_catalog.now() + $3 "
-	"WHERE id = $1 AND status = 'processing' AND attempt_count = $2 RETURNING ie",
-	3, {UUIDOID, INT4OID, INTERVALOID}
-};
-static AcPlan p_complete = {
+	"WHERE id = $1 AND status = $4 AND attempt_count = $2 RETURNING ie",
+	4, UUIDOID, INT4OID, INTERVALOID, AC_TYPE_STATUS);
+static AcPlan p_complete = BY_ID_PLAN(
 	"UPDATE " IE " ie SET status = 'completed', result_payload = $2 "
-	"WHERE id = $1 AND status = 'processing' AND ($3 IS NULL OR attempt_count = $3) "
+	"WHERE id = $1 AND status = $4 AND ($3 IS NULL OR attempt_count = $3) "
 	"RETURNING ie",
-	3, {UUIDOID, JSONBOID, INT4OID}
-};
-static AcPlan p_complete_many = {
+	4, UUIDOID, JSONBOID, INT4OID, AC_TYPE_STATUS);
+static AcPlan p_complete_many = BY_ID_PLAN(
 	"UPDATE " IE " ie SET status = 'completed', result_payload = u.result "
 	"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) "
 	"     AS u(id, result, attempt) "
-	"WHERE ie.id OPERATOR(pg_catalog.=) u.id AND ie.status = 'processing' "
+	"WHERE ie.id OPERATOR(pg_catalog.=) u.id AND ie.status = $4 "
 	"AND (u.attempt IS NULL OR ie.attempt_count OPERATOR(pg_catalog.=) u.attempt) "
 	"RETURNING ie",
-	3, {UUIDARRAYOID, JSONBARRAYOID, INT4ARRAYOID}
-};
-static AcPlan p_fail = {
+	4, UUIDARRAYOID, JSONBARRAYOID, INT4ARRAYOID, AC_TYPE_STATUS);
+static AcPlan p_fail = BY_ID_PLAN(
 	"UPDATE " IE " ie SET "
 	"  status = CASE WHEN $3 AND max_attempts IS NOT NULL AND attempt_count < max_attempts "
 	"                THEN 'retrying' ELSE 'failed' END::automation_core.execution_status, "
@@ -151,10 +155,9 @@ static AcPlan p_fail = {
 	"  next_attempt_at = CASE WHEN $3 AND max_attempts IS NOT NULL "
 	"                          AND attempt_count < max_attempts AND $4 IS NOT NULL "
 	"                     THEN pg_catalog.now() + $4 END "
-	"WHERE id = $1 AND status = 'processing' AND ($5 IS NULL OR attempt_count = $5) "
+	"WHERE id = $1 AND status = $6 AND ($5 IS NULL OR attempt_count = $5) "
 	"RETURNING ie",
-	5, {UUIDOID, TEXTOID, BOOLOID, INTERVALOID, INT4OID}
-};
+	6, UUIDOID, TEXTOID, BOOLOID, INTERVALOID, INT4OID, AC_TYPE_STATUS);
 static AcPlan p_item_state = {
 	"SELECT status, attempt_count, run_id FROM " IE " WHERE id = $1", 1, {UUIDOID}
 };
@@ -503,11 +506,15 @@ diagnose_item(Datum id, bool has_attempt, int32 attempt, const char *op)
 }
 
 static Datum
-item_call(AcPlan *plan, Datum *args, const char *nulls, Datum id,
+item_call(AcPlan *plan, Datum *args, char *nulls, Datum id,
 		  bool has_attempt, int32 attempt, const char *op)
 {
 	Datum		result;
 
+	/* the callers leave the last parameter, the status required, to here */
+	args[plan->nargs - 1] = ac_status_datum(AC_PROCESSING);
+	if (nulls)
+		nulls[plan->nargs - 1] = ' ';
 	ac_spi_connect();
 	/* no row limit: a limit would stop the UPDATE before its statement triggers */
 	ac_plan_exec(plan, args, nulls, false, 0);
@@ -530,7 +537,7 @@ require_id(FunctionCallInfo fcinfo, int argno, const char *what)
 Datum
 ac_heartbeat(PG_FUNCTION_ARGS)
 {
-	Datum		args[3];
+	Datum		args[4];
 	Interval   *lease;
 
 	require_id(fcinfo, 0, "item_execution_id");
@@ -553,8 +560,8 @@ ac_heartbeat(PG_FUNCTION_ARGS)
 Datum
 ac_complete(PG_FUNCTION_ARGS)
 {
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 
 	require_id(fcinfo, 0, "item_execution_id");
 	args[0] = PG_GETARG_DATUM(0);
@@ -569,8 +576,8 @@ ac_complete(PG_FUNCTION_ARGS)
 Datum
 ac_fail(PG_FUNCTION_ARGS)
 {
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 	require_id(fcinfo, 0, "item_execution_id");
 	args[0] = PG_GETARG_DATUM(0);
@@ -635,8 +642,8 @@ ac_complete_many(PG_FUNCTION_ARGS)
 	int			nresults;
 	int			nattempts;
 	pg_uuid_t  *sorted;
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	int			i;
 
 	require_id(fcinfo, 0, "item_execution_ids");
@@ -677,6 +684,7 @@ ac_complete_many(PG_FUNCTION_ARGS)
 	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	args[3] = ac_status_datum(AC_PROCESSING);
 
 	ac_spi_connect();
 	ac_plan_exec(&p_complete_many, args, nulls, false, 0);

@@ -29,11 +29,22 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -255,16 +266,97 @@ rollup_target(AcPlan *lock_plan, AcPlan *summary_plan, Datum id,
 	return true;
 }
 
+/*
+ * Step 1 of the proof without a query: walk the batch execution's open items
+ * from the tail of the queue through item_execution_open_idx, with a fresh
+ * snapshot, and lock the first one nobody holds (what FOR NO KEY UPDATE SKIP
+ * LOCKED does, minus the planner and executor start-up on every finished
+ * item). A row changed since the snapshot is skipped rather than followed:
+ * skipping can only send us on to step 2, which is always safe. The index is
+ * only the way in; what decides is the status of the version we locked.
+ * Returns 1 when one is held, 0 when none could be, -1 when the index is
+ * not what we expect (then the query does it).
+ */
+static int
+lock_other_open_item(Datum batch_execution_id)
+{
+	Oid			indexoid;
+	Relation	heap;
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	TupleTableSlot *slot;
+	TupleTableSlot *locked;
+	Snapshot	snap;
+	AttrNumber	status_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS);
+	CommandId	cid;
+	int			found = 0;
+
+	indexoid = get_relname_relid("item_execution_open_idx", ac_schema_oid());
+	if (!OidIsValid(indexoid))
+		return -1;
+	heap = table_open(ac_table_oid(AC_T_ITEM_EXECUTION), RowExclusiveLock);
+	index = index_open(indexoid, AccessShareLock);
+	if (index->rd_index->indrelid != RelationGetRelid(heap) ||
+		index->rd_rel->relam != BTREE_AM_OID ||
+		index->rd_index->indnkeyatts < 1 ||
+		index->rd_index->indkey.values[0] !=
+		ac_attnum(AC_T_ITEM_EXECUTION, AC_C_BATCH_EXECUTION_ID))
+	{
+		index_close(index, AccessShareLock);
+		table_close(heap, NoLock);
+		return -1;
+	}
+
+	/* see this transaction's own changes, as a new query would */
+	CommandCounterIncrement();
+	cid = GetCurrentCommandId(true);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(heap, NULL);
+	locked = table_slot_create(heap, NULL);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, batch_execution_id);
+	scan = index_beginscan(heap, index, snap, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (!found && index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		TM_FailureData tmfd;
+		bool		isnull;
+		Datum		st;
+
+		CHECK_FOR_INTERRUPTS();
+		if (table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
+							 LockTupleNoKeyExclusive, LockWaitSkip, 0,
+							 &tmfd) != TM_Ok)
+			continue;
+		st = slot_getattr(locked, status_att, &isnull);
+		if (!isnull && !ac_status_is_terminal(ac_status_of_datum(st)))
+			found = 1;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(locked);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+	return found;
+}
+
 static void
 batch_check(Datum id)
 {
 	AcStatus	st;
 	AcStatus	target;
 	Datum		args[2];
+	int			held;
 
 	/* 1. another open item we can hold: someone after us will decide */
-	ac_plan_exec(&p_lock_open_item, &id, NULL, true, 1);
-	if (SPI_processed > 0)
+	held = lock_other_open_item(id);
+	if (held < 0)
+	{
+		ac_plan_exec(&p_lock_open_item, &id, NULL, true, 1);
+		held = SPI_processed > 0;
+	}
+	if (held)
 		return;
 
 	/* 2. lock the batch execution, then look with a fresh snapshot */

@@ -97,3 +97,14 @@ SELECT ac_state('cx3');
 SELECT ac_fixture('cx4', 1, 2) IS NOT NULL AS fixture;
 UPDATE automation_core.run SET status = 'cancelled' WHERE id = ac_run('cx4');
 SELECT ac_state('cx4');
+
+-- The proof that a finisher is not the last goes through
+-- item_execution_open_idx; renamed away, the same roll-up is done by query
+ALTER INDEX automation_core.item_execution_open_idx RENAME TO item_execution_open_idx_renamed;
+SELECT ac_fixture('fb1', 1, 3) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('fb1');
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('fb1', 1);
+SELECT ac_state('fb1');
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id IN (ac_ie('fb1', 2), ac_ie('fb1', 3));
+SELECT ac_state('fb1');
+ALTER INDEX automation_core.item_execution_open_idx_renamed RENAME TO item_execution_open_idx;

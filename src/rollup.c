@@ -271,7 +271,10 @@ rollup_target(AcPlan *lock_plan, AcPlan *summary_plan, Datum id,
  * from the tail of the queue through item_execution_open_idx, with a fresh
  * snapshot, and lock the first one nobody holds (what FOR NO KEY UPDATE SKIP
  * LOCKED does, minus the planner and executor start-up on every finished
- * item). A row changed since the snapshot is skipped rather than followed:
+ * item). Items nobody has claimed come first: a processing item is about to
+ * be finished by its worker, who would have to wait for this transaction's
+ * commit; only when no other is free is one of those taken. A row changed
+ * since the snapshot is skipped rather than followed:
  * skipping can only send us on to step 2, which is always safe. The index is
  * only the way in; what decides is the status of the version we locked.
  * Returns 1 when one is held, 0 when none could be, -1 when the index is
@@ -291,6 +294,7 @@ lock_other_open_item(Datum batch_execution_id)
 	AttrNumber	status_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS);
 	CommandId	cid;
 	int			found = 0;
+	int			pass;
 
 	indexoid = get_relname_relid("item_execution_open_idx", ac_schema_oid());
 	if (!OidIsValid(indexoid))
@@ -317,20 +321,28 @@ lock_other_open_item(Datum batch_execution_id)
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, batch_execution_id);
 	scan = index_beginscan(heap, index, snap, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
-	while (!found && index_getnext_slot(scan, BackwardScanDirection, slot))
+	for (pass = 0; pass < 2 && !found; pass++)
 	{
-		TM_FailureData tmfd;
-		bool		isnull;
-		Datum		st;
+		if (pass == 1)
+			index_rescan(scan, &key, 1, NULL, 0);
+		while (!found && index_getnext_slot(scan, BackwardScanDirection, slot))
+		{
+			TM_FailureData tmfd;
+			bool		isnull;
+			Datum		st;
 
-		CHECK_FOR_INTERRUPTS();
-		if (table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
-							 LockTupleNoKeyExclusive, LockWaitSkip, 0,
-							 &tmfd) != TM_Ok)
-			continue;
-		st = slot_getattr(locked, status_att, &isnull);
-		if (!isnull && !ac_status_is_terminal(ac_status_of_datum(st)))
-			found = 1;
+			CHECK_FOR_INTERRUPTS();
+			st = slot_getattr(slot, status_att, &isnull);
+			if (isnull || (pass == 0 && ac_status_of_datum(st) == AC_PROCESSING))
+				continue;
+			if (table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
+								 LockTupleNoKeyExclusive, LockWaitSkip, 0,
+								 &tmfd) != TM_Ok)
+				continue;
+			st = slot_getattr(locked, status_att, &isnull);
+			if (!isnull && !ac_status_is_terminal(ac_status_of_datum(st)))
+				found = 1;
+		}
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(locked);

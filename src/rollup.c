@@ -278,7 +278,8 @@ rollup_target(AcPlan *lock_plan, AcPlan *summary_plan, Datum id,
  * skipping can only send us on to step 2, which is always safe. The index is
  * only the way in; what decides is the status of the version we locked.
  * Returns 1 when one is held, 0 when none could be, -1 when the index is
- * not what we expect (then the query does it).
+ * missing, not valid (a REINDEX CONCURRENTLY in progress) or not what we
+ * expect (then the query does it, and the planner picks what it can use).
  */
 static int
 lock_other_open_item(Datum batch_execution_id)
@@ -302,6 +303,7 @@ lock_other_open_item(Datum batch_execution_id)
 	heap = table_open(ac_table_oid(AC_T_ITEM_EXECUTION), RowExclusiveLock);
 	index = index_open(indexoid, AccessShareLock);
 	if (index->rd_index->indrelid != RelationGetRelid(heap) ||
+		!index->rd_index->indisvalid ||
 		index->rd_rel->relam != BTREE_AM_OID ||
 		index->rd_index->indnkeyatts < 1 ||
 		index->rd_index->indkey.values[0] !=

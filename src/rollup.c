@@ -11,7 +11,8 @@
  *		is not the last one:
  *
  *		1. It locks one other open item execution of the batch execution
- *		   (FOR NO KEY UPDATE SKIP LOCKED, from the tail of the queue). If it
+ *		   that nobody holds (as FOR NO KEY UPDATE SKIP LOCKED would, from the
+ *		   tail of the queue, preferring one no worker has claimed). If it
  *		   gets one, that item cannot end before this transaction commits, and
  *		   whoever ends it will run this check later and see this commit. Done.
  *		2. Otherwise every open item is being changed by a transaction still
@@ -37,17 +38,17 @@
 #include "access/xact.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
-#include "executor/tuptable.h"
-#include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
-#include "utils/rel.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/uuid.h"
 
@@ -274,9 +275,9 @@ rollup_target(AcPlan *lock_plan, AcPlan *summary_plan, Datum id,
  * item). Items nobody has claimed come first: a processing item is about to
  * be finished by its worker, who would have to wait for this transaction's
  * commit; only when no other is free is one of those taken. A row changed
- * since the snapshot is skipped rather than followed:
- * skipping can only send us on to step 2, which is always safe. The index is
- * only the way in; what decides is the status of the version we locked.
+ * since the snapshot is skipped rather than followed: skipping can only send
+ * us on to step 2, which is always safe. The index is only the way in; what
+ * decides is the status of the version we locked.
  * Returns 1 when one is held, 0 when none could be, -1 when the index is
  * missing, not valid (a REINDEX CONCURRENTLY in progress) or not what we
  * expect (then the query does it, and the planner picks what it can use).

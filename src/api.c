@@ -430,9 +430,11 @@ ac_claim(PG_FUNCTION_ARGS)
 
 	ac_spi_connect();
 	if (max_items == 1)
-		ac_plan_exec(PG_ARGISNULL(0) ? &p_claim_any_one : &p_claim_run_one, args, nulls, false, 0);
+		ac_plan_exec_for_caller(PG_ARGISNULL(0) ? &p_claim_any_one : &p_claim_run_one,
+								args, nulls, 0);
 	else
-		ac_plan_exec(PG_ARGISNULL(0) ? &p_claim_any : &p_claim_run, args, nulls, false, 0);
+		ac_plan_exec_for_caller(PG_ARGISNULL(0) ? &p_claim_any : &p_claim_run,
+								args, nulls, 0);
 	if (SPI_processed == 0 && !PG_ARGISNULL(0))
 	{
 		ac_plan_exec(&p_run_exists, args, NULL, false, 1);
@@ -462,7 +464,8 @@ diagnose_item(Datum id, bool has_attempt, int32 attempt, const char *op)
 	AcStatus	st;
 	int32		count;
 
-	ac_plan_exec(&p_item_state, &id, NULL, false, 1);
+	/* the state as it is now, not as the caller's snapshot saw it */
+	ac_plan_exec(&p_item_state, &id, NULL, true, 1);
 	if (SPI_processed == 0)
 		raise_unknown("item execution", id);
 	st = ac_status_of_datum(ac_spi_value(0, 1, &isnull));
@@ -517,7 +520,7 @@ item_call(AcPlan *plan, Datum *args, char *nulls, Datum id,
 		nulls[plan->nargs - 1] = ' ';
 	ac_spi_connect();
 	/* no row limit: a limit would stop the UPDATE before its statement triggers */
-	ac_plan_exec(plan, args, nulls, false, 0);
+	ac_plan_exec_for_caller(plan, args, nulls, 0);
 	if (SPI_processed == 0)
 		diagnose_item(id, has_attempt, attempt, op);
 	result = result_composite();
@@ -687,7 +690,7 @@ ac_complete_many(PG_FUNCTION_ARGS)
 	args[3] = ac_status_datum(AC_PROCESSING);
 
 	ac_spi_connect();
-	ac_plan_exec(&p_complete_many, args, nulls, false, 0);
+	ac_plan_exec_for_caller(&p_complete_many, args, nulls, 0);
 	if (SPI_processed < (uint64) nids)
 	{
 		/* find the first id that was not completed, and say why */

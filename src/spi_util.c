@@ -155,6 +155,30 @@ ac_plan_exec(AcPlan *p, Datum *values, const char *nulls,
 	return rc;
 }
 
+/*
+ * Like ac_plan_exec, for the one statement an API function runs on behalf of
+ * its caller: it runs with the caller's statement snapshot (its command ID
+ * advanced, so it sees this transaction's earlier changes) instead of taking
+ * another. That is what any UPDATE in the caller's statement would see; rows
+ * changed by others since are rechecked at their latest version when locked
+ * or updated, as for any UPDATE in READ COMMITTED. Without an active
+ * snapshot it takes one, as ac_plan_exec does.
+ */
+int
+ac_plan_exec_for_caller(AcPlan *p, Datum *values, const char *nulls, long limit)
+{
+	int			rc;
+
+	if (!ActiveSnapshotSet())
+		return ac_plan_exec(p, values, nulls, false, limit);
+	rc = SPI_execute_snapshot(ac_plan_get(p), values, nulls,
+							  GetActiveSnapshot(), InvalidSnapshot,
+							  false, true, limit);
+	if (rc < 0)
+		elog(ERROR, "SPI failed for \"%s\": %s", p->sql, SPI_result_code_string(rc));
+	return rc;
+}
+
 Datum
 ac_spi_value(int row, int col, bool *isnull)
 {

@@ -244,5 +244,16 @@ SELECT call, lease_idx_scans, open_idx_at_most_once, used_pkey FROM (
 WHERE call NOT LIKE 'before%' ORDER BY ctid;
 COMMIT;
 
+-- one statement calling claim and complete many times: each call sees the
+-- statement's earlier calls (the caller's snapshot, its command ID advanced),
+-- so no item is handed out twice
+SELECT id AS run8 FROM start_run(:'automation') \gset
+SELECT count(*) AS claimed, count(DISTINCT c.id) AS distinct_items
+FROM generate_series(1, 3) g, LATERAL claim(:'run8', 'w' || g, 2) c;
+WITH x AS MATERIALIZED (SELECT id, attempt_count FROM item_execution
+						WHERE run_id = :'run8' AND status = 'processing')
+SELECT count(*) AS completed FROM x, LATERAL complete(x.id, NULL, x.attempt_count) c;
+SELECT status, count(*) FROM item_execution WHERE run_id = :'run8' GROUP BY status ORDER BY status;
+
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

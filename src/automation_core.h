@@ -100,6 +100,7 @@ extern const char *ac_status_name(AcStatus s);
 /* catalog.c: OIDs and attribute numbers, cached and invalidated */
 extern Oid	ac_schema_oid(void);
 extern Oid	ac_table_oid(AcTable t);
+extern Oid	ac_open_items_index_oid(void);
 extern AcTable ac_table_of(Oid relid);
 extern const char *ac_table_name(AcTable t);
 extern AttrNumber ac_attnum(AcTable t, AcCol c);

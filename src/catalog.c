@@ -48,6 +48,7 @@ typedef struct AcCatalog
 	Oid			status_oid[AC_NSTATUS];
 	Oid			tables[AC_NTABLES];
 	AttrNumber	attnums[AC_NTABLES][AC_NCOLS];
+	Oid			open_items_index;	/* item_execution_open_idx, or InvalidOid */
 } AcCatalog;
 
 static AcCatalog cat;
@@ -96,6 +97,7 @@ catalog_load(void)
 			cat.attnums[i][j] = OidIsValid(relid) ?
 				get_attnum(relid, column_names[j]) : InvalidAttrNumber;
 	}
+	cat.open_items_index = get_relname_relid("item_execution_open_idx", nsp);
 	cat.valid = true;
 }
 
@@ -124,6 +126,9 @@ relcache_callback(Datum arg, Oid relid)
 			cat.valid = false;
 			return;
 		}
+	/* while the index is missing, any relation's change may have brought it */
+	if (relid == cat.open_items_index || !OidIsValid(cat.open_items_index))
+		cat.valid = false;
 }
 
 static void
@@ -154,6 +159,14 @@ ac_table_oid(AcTable t)
 	if (!OidIsValid(cat.tables[t]))
 		elog(ERROR, "table automation_core.%s is missing", table_names[t]);
 	return cat.tables[t];
+}
+
+/* item_execution_open_idx (the roll-up's way to a batch's open items) */
+Oid
+ac_open_items_index_oid(void)
+{
+	catalog_ensure();
+	return cat.open_items_index;
 }
 
 AcTable

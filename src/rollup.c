@@ -46,7 +46,6 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -298,7 +297,7 @@ lock_other_open_item(Datum batch_execution_id)
 	int			found = 0;
 	int			pass;
 
-	indexoid = get_relname_relid("item_execution_open_idx", ac_schema_oid());
+	indexoid = ac_open_items_index_oid();
 	if (!OidIsValid(indexoid))
 		return -1;
 	heap = table_open(ac_table_oid(AC_T_ITEM_EXECUTION), RowExclusiveLock);

@@ -135,19 +135,18 @@ ac_plan_get(AcPlan *p)
 }
 
 /*
- * limit must be 0 for INSERT/UPDATE/DELETE: a row limit stops the statement
- * before its AFTER STATEMENT triggers fire.
+ * Runs a kept plan with the given snapshot, or with one of its own when
+ * snapshot is InvalidSnapshot. limit must be 0 for INSERT/UPDATE/DELETE: a
+ * row limit stops the statement before its AFTER STATEMENT triggers fire.
  */
-int
-ac_plan_exec(AcPlan *p, Datum *values, const char *nulls,
-			 bool latest_snapshot, long limit)
+static int
+plan_exec(AcPlan *p, Datum *values, const char *nulls, Snapshot snapshot, long limit)
 {
 	int			rc;
 
-	if (latest_snapshot)
-		rc = SPI_execute_snapshot(ac_plan_get(p), values, nulls,
-								  GetLatestSnapshot(), InvalidSnapshot,
-								  false, true, limit);
+	if (snapshot != InvalidSnapshot)
+		rc = SPI_execute_snapshot(ac_plan_get(p), values, nulls, snapshot,
+								  InvalidSnapshot, false, true, limit);
 	else
 		rc = SPI_execute_plan(ac_plan_get(p), values, nulls, false, limit);
 	if (rc < 0)
@@ -155,28 +154,29 @@ ac_plan_exec(AcPlan *p, Datum *values, const char *nulls,
 	return rc;
 }
 
+/* latest_snapshot: see every commit up to now, not only the statement's */
+int
+ac_plan_exec(AcPlan *p, Datum *values, const char *nulls,
+			 bool latest_snapshot, long limit)
+{
+	return plan_exec(p, values, nulls,
+					 latest_snapshot ? GetLatestSnapshot() : InvalidSnapshot, limit);
+}
+
 /*
- * Like ac_plan_exec, for the one statement an API function runs on behalf of
- * its caller: it runs with the caller's statement snapshot (its command ID
- * advanced, so it sees this transaction's earlier changes) instead of taking
- * another. That is what any UPDATE in the caller's statement would see; rows
- * changed by others since are rechecked at their latest version when locked
- * or updated, as for any UPDATE in READ COMMITTED. Without an active
- * snapshot it takes one, as ac_plan_exec does.
+ * For the one statement an API function runs on behalf of its caller: it
+ * runs with the caller's statement snapshot (its command ID advanced, so it
+ * sees this transaction's earlier changes) instead of taking another. That
+ * is what any UPDATE in the caller's statement would see; rows changed by
+ * others since are rechecked at their latest version when locked or
+ * updated, as for any UPDATE in READ COMMITTED. Without an active snapshot
+ * it takes one.
  */
 int
 ac_plan_exec_for_caller(AcPlan *p, Datum *values, const char *nulls, long limit)
 {
-	int			rc;
-
-	if (!ActiveSnapshotSet())
-		return ac_plan_exec(p, values, nulls, false, limit);
-	rc = SPI_execute_snapshot(ac_plan_get(p), values, nulls,
-							  GetActiveSnapshot(), InvalidSnapshot,
-							  false, true, limit);
-	if (rc < 0)
-		elog(ERROR, "SPI failed for \"%s\": %s", p->sql, SPI_result_code_string(rc));
-	return rc;
+	return plan_exec(p, values, nulls,
+					 ActiveSnapshotSet() ? GetActiveSnapshot() : InvalidSnapshot, limit);
 }
 
 Datum

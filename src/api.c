@@ -219,14 +219,33 @@ result_composite(void)
 	return SPI_datumTransfer(d, false, -1);
 }
 
-static void
-check_lease(Interval *lease)
+/* The lease argument argno, automation_core.default_lease when NULL */
+static Interval *
+lease_arg(FunctionCallInfo fcinfo, int argno)
 {
+	Interval   *lease;
+
+	if (PG_ARGISNULL(argno))
+	{
+		lease = palloc0(sizeof(Interval));
+		lease->time = (int64) ac_default_lease_ms * 1000;
+		return lease;
+	}
+	lease = PG_GETARG_INTERVAL_P(argno);
 	if (lease->month < 0 || lease->day < 0 || lease->time < 0 ||
 		(lease->month == 0 && lease->day == 0 && lease->time == 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lease must be a positive interval")));
+	return lease;
+}
+
+/* Argument argno as SPI parameter i, NULL staying NULL */
+static void
+pass_arg(FunctionCallInfo fcinfo, int argno, Datum *args, char *nulls, int i)
+{
+	args[i] = PG_ARGISNULL(argno) ? (Datum) 0 : PG_GETARG_DATUM(argno);
+	nulls[i] = PG_ARGISNULL(argno) ? 'n' : ' ';
 }
 
 /*
@@ -268,8 +287,7 @@ ac_start_run(PG_FUNCTION_ARGS)
 				 errhint("Set is_active = true on the automation first.")));
 
 	args[0] = automation_id;
-	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	pass_arg(fcinfo, 1, args, nulls, 1);
 	ac_plan_exec(&p_insert_run, args, nulls, false, 0);
 	run_id = SPI_datumTransfer(ac_spi_value(0, 1, &isnull), false, 16);
 
@@ -277,9 +295,8 @@ ac_start_run(PG_FUNCTION_ARGS)
 	args[1] = automation_id;
 	ac_plan_exec(&p_insert_batch_executions, args, NULL, false, 0);
 
-	args[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	pass_arg(fcinfo, 2, args, nulls, 1);
 	nulls[0] = ' ';
-	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
 	ac_plan_exec(&p_insert_item_executions, args, nulls, false, 0);
 
 	ac_plan_exec(&p_run_processing, &run_id, NULL, false, 0);
@@ -412,19 +429,10 @@ ac_claim(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_items must be at least 1"),
 				 errdetail("max_items is %d.", max_items)));
-	if (PG_ARGISNULL(3))
-	{
-		lease = palloc0(sizeof(Interval));
-		lease->time = (int64) ac_default_lease_ms * 1000;
-	}
-	else
-		lease = PG_GETARG_INTERVAL_P(3);
-	check_lease(lease);
+	lease = lease_arg(fcinfo, 3);
 
-	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
-	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
-	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	pass_arg(fcinfo, 0, args, nulls, 0);
+	pass_arg(fcinfo, 1, args, nulls, 1);
 	args[2] = Int32GetDatum(max_items);
 	args[3] = IntervalPGetDatum(lease);
 
@@ -545,14 +553,7 @@ ac_heartbeat(PG_FUNCTION_ARGS)
 
 	require_id(fcinfo, 0, "item_execution_id");
 	require_id(fcinfo, 1, "attempt");
-	if (PG_ARGISNULL(2))
-	{
-		lease = palloc0(sizeof(Interval));
-		lease->time = (int64) ac_default_lease_ms * 1000;
-	}
-	else
-		lease = PG_GETARG_INTERVAL_P(2);
-	check_lease(lease);
+	lease = lease_arg(fcinfo, 2);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 	args[2] = IntervalPGetDatum(lease);
@@ -568,10 +569,8 @@ ac_complete(PG_FUNCTION_ARGS)
 
 	require_id(fcinfo, 0, "item_execution_id");
 	args[0] = PG_GETARG_DATUM(0);
-	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	pass_arg(fcinfo, 1, args, nulls, 1);
+	pass_arg(fcinfo, 2, args, nulls, 2);
 	PG_RETURN_DATUM(item_call(&p_complete, args, nulls, args[0], !PG_ARGISNULL(2),
 							  PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2), "complete"));
 }
@@ -584,11 +583,9 @@ ac_fail(PG_FUNCTION_ARGS)
 
 	require_id(fcinfo, 0, "item_execution_id");
 	args[0] = PG_GETARG_DATUM(0);
-	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	pass_arg(fcinfo, 1, args, nulls, 1);
 	args[2] = BoolGetDatum(PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2));
-	args[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+	pass_arg(fcinfo, 3, args, nulls, 3);
 	if (!PG_ARGISNULL(3))
 	{
 		Interval   *d = PG_GETARG_INTERVAL_P(3);
@@ -598,8 +595,7 @@ ac_fail(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("retry_delay must not be negative")));
 	}
-	args[4] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
-	nulls[4] = PG_ARGISNULL(4) ? 'n' : ' ';
+	pass_arg(fcinfo, 4, args, nulls, 4);
 	PG_RETURN_DATUM(item_call(&p_fail, args, nulls, args[0], !PG_ARGISNULL(4),
 							  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4), "fail"));
 }
@@ -683,10 +679,8 @@ ac_complete_many(PG_FUNCTION_ARGS)
 							   uuid_text(UUIDPGetDatum(&sorted[i])))));
 
 	args[0] = PointerGetDatum(ids);
-	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	pass_arg(fcinfo, 1, args, nulls, 1);
+	pass_arg(fcinfo, 2, args, nulls, 2);
 	args[3] = ac_status_datum(AC_PROCESSING);
 
 	ac_spi_connect();
@@ -759,10 +753,8 @@ ac_cancel_run(PG_FUNCTION_ARGS)
 
 	require_id(fcinfo, 0, "run_id");
 	args[0] = PG_GETARG_DATUM(0);
-	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	args[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	pass_arg(fcinfo, 1, args, nulls, 1);
+	pass_arg(fcinfo, 2, args, nulls, 2);
 
 	ac_spi_connect();
 	ac_plan_exec(&p_run_state, args, NULL, false, 1);

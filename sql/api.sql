@@ -4,21 +4,6 @@ SET client_min_messages = warning;
 CREATE SCHEMA api_test;
 SET search_path = api_test, automation_core, public;
 
--- Runs a statement and shows the SQLSTATE and constraint it fails with.
-CREATE FUNCTION api_test.try(stmt text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-	st text;
-	con text;
-	msg text;
-BEGIN
-	EXECUTE stmt;
-	RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, con = CONSTRAINT_NAME, msg = MESSAGE_TEXT;
-	RETURN st || coalesce(' ' || nullif(con, ''), '') || ': ' || msg;
-END $$;
-
 -- An automation with two batches of three items, created in order.
 INSERT INTO automation (name) VALUES ('api');
 INSERT INTO batch (automation_id, name) SELECT id, 'first' FROM automation WHERE name = 'api';
@@ -43,20 +28,20 @@ WHERE be.run_id = :'run1' GROUP BY b.name, be.status ORDER BY b.name;
 SELECT total, pending, processing, completed, percent_done FROM run_progress WHERE run_id = :'run1';
 
 -- unknown ids, inactive automation, bad arguments
-SELECT try($$SELECT start_run('00000000-0000-0000-0000-000000000000')$$);
-SELECT try($$SELECT start_run(NULL)$$);
-SELECT try(format('SELECT start_run(%L, NULL, 0)', :'automation'));
+SELECT ac_try($$SELECT start_run('00000000-0000-0000-0000-000000000000')$$);
+SELECT ac_try($$SELECT start_run(NULL)$$);
+SELECT ac_try(format('SELECT start_run(%L, NULL, 0)', :'automation'));
 UPDATE automation SET is_active = false WHERE id = :'automation';
-SELECT try(format('SELECT start_run(%L)', :'automation'));
-SELECT try(format('INSERT INTO run (automation_id) VALUES (%L)', :'automation'));
+SELECT ac_try(format('SELECT start_run(%L)', :'automation'));
+SELECT ac_try(format('INSERT INTO run (automation_id) VALUES (%L)', :'automation'));
 UPDATE automation SET is_active = true WHERE id = :'automation';
-SELECT try($$SELECT * FROM claim('00000000-0000-0000-0000-000000000000')$$);
-SELECT try($$SELECT * FROM claim(NULL, NULL, 0)$$);
-SELECT try($$SELECT * FROM claim(NULL, NULL, 1, '0 seconds')$$);
-SELECT try($$SELECT complete('00000000-0000-0000-0000-000000000000')$$);
-SELECT try($$SELECT fail('00000000-0000-0000-0000-000000000000', 'x')$$);
-SELECT try($$SELECT heartbeat('00000000-0000-0000-0000-000000000000', 1)$$);
-SELECT try($$SELECT cancel_run('00000000-0000-0000-0000-000000000000', 'x')$$);
+SELECT ac_try($$SELECT * FROM claim('00000000-0000-0000-0000-000000000000')$$);
+SELECT ac_try($$SELECT * FROM claim(NULL, NULL, 0)$$);
+SELECT ac_try($$SELECT * FROM claim(NULL, NULL, 1, '0 seconds')$$);
+SELECT ac_try($$SELECT complete('00000000-0000-0000-0000-000000000000')$$);
+SELECT ac_try($$SELECT fail('00000000-0000-0000-0000-000000000000', 'x')$$);
+SELECT ac_try($$SELECT heartbeat('00000000-0000-0000-0000-000000000000', 1)$$);
+SELECT ac_try($$SELECT cancel_run('00000000-0000-0000-0000-000000000000', 'x')$$);
 
 -- claim: first in, first out, with the worker and lease recorded
 SELECT b.name, i.sequence_number, c.status, c.attempt_count, c.worker,
@@ -75,31 +60,31 @@ SELECT status, result_payload, attempt_count, lease_expires_at IS NULL AS lease_
 	   finished_at IS NOT NULL AS finished
 FROM complete(:'item_a', '{"ok": true}', 1);
 -- completing twice, or with the wrong attempt, is refused
-SELECT try(format('SELECT complete(%L, NULL, 1)', :'item_a'));
-SELECT try(format('SELECT complete(%L, NULL, 7)', :'item_a'));
-SELECT try(format('SELECT fail(%L, %L)', :'item_a', 'late'));
+SELECT ac_try(format('SELECT complete(%L, NULL, 1)', :'item_a'));
+SELECT ac_try(format('SELECT complete(%L, NULL, 7)', :'item_a'));
+SELECT ac_try(format('SELECT fail(%L, %L)', :'item_a', 'late'));
 
 -- heartbeat extends the lease of the holder only
 SELECT ie.id AS item_b FROM item_execution ie
 WHERE ie.run_id = :'run1' AND ie.status = 'processing' ORDER BY ie.queue_position LIMIT 1 \gset
 SELECT status, lease_expires_at - now() AS lease FROM heartbeat(:'item_b', 1, '10 minutes');
-SELECT try(format('SELECT heartbeat(%L, 2)', :'item_b'));
+SELECT ac_try(format('SELECT heartbeat(%L, 2)', :'item_b'));
 
 -- fail: retryable with attempts left goes to retrying after retry_delay
 SELECT status, error_message, next_attempt_at - now() AS delay, lease_expires_at IS NULL AS lease_cleared
 FROM fail(:'item_b', 'timeout', true, '30 seconds', 1);
-SELECT try(format('SELECT heartbeat(%L, 1)', :'item_b'));
-SELECT try(format('SELECT complete(%L, NULL, 1)', :'item_b'));
+SELECT ac_try(format('SELECT heartbeat(%L, 1)', :'item_b'));
+SELECT ac_try(format('SELECT complete(%L, NULL, 1)', :'item_b'));
 -- a retry not yet due is not claimed; the next pending item is
 SELECT i.sequence_number, c.attempt_count FROM claim(:'run1', 'worker-b') c JOIN item i ON i.id = c.item_id;
 -- once due, it is claimed again with the next attempt number
 UPDATE item_execution SET next_attempt_at = now() - interval '1 second' WHERE id = :'item_b';
 SELECT c.id = :'item_b' AS same_item, c.attempt_count, c.worker FROM claim(:'run1', 'worker-c') c;
 -- the first attempt's worker has lost its lease
-SELECT try(format('SELECT complete(%L, NULL, 1)', :'item_b'));
+SELECT ac_try(format('SELECT complete(%L, NULL, 1)', :'item_b'));
 -- no attempts left: fail goes to failed even when retryable
 SELECT status, error_message FROM fail(:'item_b', 'timeout again', true, NULL, 2);
-SELECT try(format('UPDATE item_execution SET status = %L WHERE id = %L', 'retrying', :'item_b'));
+SELECT ac_try(format('UPDATE item_execution SET status = %L WHERE id = %L', 'retrying', :'item_b'));
 
 -- fail without retry_delay: exponential backoff from the settings
 SET automation_core.retry_base_delay = '1s';
@@ -124,7 +109,7 @@ SELECT b.name, be.status FROM batch_execution be JOIN batch b ON b.id = be.batch
 WHERE be.run_id = :'run1' ORDER BY b.name;
 SELECT status, error_summary, finished_at IS NOT NULL AS finished FROM run WHERE id = :'run1';
 SELECT total, completed, failed, percent_done FROM run_progress WHERE run_id = :'run1';
-SELECT try(format('SELECT cancel_run(%L, %L)', :'run1', 'too late'));
+SELECT ac_try(format('SELECT cancel_run(%L, %L)', :'run1', 'too late'));
 -- every item's last history row is its status
 SELECT count(*) AS mismatched FROM item_execution ie
 WHERE ie.run_id = :'run1' AND ie.status IS DISTINCT FROM
@@ -137,14 +122,14 @@ SELECT c.run_id = :'run2' AS oldest_run FROM claim(NULL, 'w', 1) c;
 
 -- cancel_run: optimistic version check, cascade, workers refused
 SELECT version AS v3 FROM run WHERE id = :'run3' \gset
-SELECT try(format('SELECT cancel_run(%L, %L, %s)', :'run3', 'stop', :v3 + 1));
+SELECT ac_try(format('SELECT cancel_run(%L, %L, %s)', :'run3', 'stop', :v3 + 1));
 SELECT c.id AS item_d FROM claim(:'run3', 'w') c \gset
 SELECT status, cancellation_reason, version = :v3 + 1 AS bumped FROM cancel_run(:'run3', 'stop', :v3);
 SELECT status, count(*) FROM batch_execution WHERE run_id = :'run3' GROUP BY status;
 SELECT status, count(*) FROM item_execution WHERE run_id = :'run3' GROUP BY status;
-SELECT try(format('SELECT complete(%L, NULL, 1)', :'item_d'));
-SELECT try(format('SELECT fail(%L, %L)', :'item_d', 'x'));
-SELECT try(format('SELECT heartbeat(%L, 1)', :'item_d'));
+SELECT ac_try(format('SELECT complete(%L, NULL, 1)', :'item_d'));
+SELECT ac_try(format('SELECT fail(%L, %L)', :'item_d', 'x'));
+SELECT ac_try(format('SELECT heartbeat(%L, 1)', :'item_d'));
 SELECT count(*) FROM claim(:'run3', 'w');
 -- nothing of the run is left open
 SELECT count(*) FROM item_execution WHERE run_id = :'run3' AND NOT is_terminal(status);
@@ -164,7 +149,7 @@ WHERE run_id = :'run4' GROUP BY 1, 2, 3 ORDER BY 1;
 SELECT expire_leases();
 -- the late worker cannot finish what it lost
 SELECT ie.id AS item_e FROM item_execution ie WHERE ie.run_id = :'run4' AND ie.status = 'retrying' LIMIT 1 \gset
-SELECT try(format('SELECT complete(%L, NULL, 1)', :'item_e'));
+SELECT ac_try(format('SELECT complete(%L, NULL, 1)', :'item_e'));
 
 -- a run of an automation without items completes at once
 INSERT INTO automation (name) VALUES ('empty');
@@ -186,17 +171,17 @@ CREATE TEMP TABLE batch_claim AS SELECT * FROM claim(:'run6', 'bulk', 3);
 SELECT array_agg(id ORDER BY queue_position) AS ids, array_agg(attempt_count ORDER BY queue_position) AS atts
 FROM batch_claim \gset
 -- wrong lengths, repeated ids, nulls, a stale attempt: nothing is completed
-SELECT try(format('SELECT complete_many(%L, ARRAY[%L::jsonb])', :'ids', '{}'));
-SELECT try(format('SELECT complete_many(%L::uuid[] || %L::uuid[])', :'ids', :'ids'));
-SELECT try(format('SELECT complete_many(ARRAY[NULL]::uuid[])'));
-SELECT try(format('SELECT complete_many(%L, NULL, ARRAY[1, 1, 2])', :'ids'));
-SELECT try($$SELECT complete_many(NULL)$$);
+SELECT ac_try(format('SELECT complete_many(%L, ARRAY[%L::jsonb])', :'ids', '{}'));
+SELECT ac_try(format('SELECT complete_many(%L::uuid[] || %L::uuid[])', :'ids', :'ids'));
+SELECT ac_try(format('SELECT complete_many(ARRAY[NULL]::uuid[])'));
+SELECT ac_try(format('SELECT complete_many(%L, NULL, ARRAY[1, 1, 2])', :'ids'));
+SELECT ac_try($$SELECT complete_many(NULL)$$);
 SELECT count(*) FROM item_execution WHERE run_id = :'run6' AND status = 'processing';
 -- results by position, returned in queue order
 SELECT i.sequence_number, c.status, c.result_payload
 FROM complete_many(:'ids', ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3}']::jsonb[], :'atts') c
 JOIN item i ON i.id = c.item_id;
-SELECT try(format('SELECT complete_many(%L)', :'ids'));
+SELECT ac_try(format('SELECT complete_many(%L)', :'ids'));
 SELECT count(*) FROM complete_many(ARRAY[]::uuid[]);
 -- the rest in one call; the run ends
 SELECT count(*) FROM complete_many((SELECT array_agg(id) FROM claim(:'run6', 'bulk', 10)));

@@ -20,21 +20,28 @@ ORDER BY 1;
 
 SELECT enum_range(NULL::automation_core.execution_status);
 
--- Runs one statement; prints "ok <rows>" or "<SQLSTATE> <constraint>: <message>".
-CREATE FUNCTION public.ac_try(sql text) RETURNS text
+-- Runs one statement; prints "ok <rows>" or "<SQLSTATE> <constraint>: <message>",
+-- and with detail, " (<detail>)" with ids the test did not choose masked.
+CREATE FUNCTION public.ac_try(sql text, detail boolean DEFAULT false) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
 	st text;
 	con text;
 	msg text;
+	det text;
 	n bigint;
 BEGIN
 	EXECUTE sql;
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN 'ok ' || n;
-EXCEPTION WHEN OTHERS THEN
+EXCEPTION WHEN OTHERS OR query_canceled THEN
 	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, con = CONSTRAINT_NAME,
-		msg = MESSAGE_TEXT;
+		msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+	IF detail AND nullif(det, '') IS NOT NULL THEN
+		msg := msg || ' (' || regexp_replace(det,
+			'(?!00000000)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}',
+			'<id>', 'g') || ')';
+	END IF;
 	RETURN st || ' ' || coalesce(nullif(con, ''), '-') || ': ' || msg;
 END
 $$;

@@ -4,7 +4,7 @@ CREATE ROLE ac_writer;
 GRANT USAGE ON SCHEMA automation_core TO ac_writer;
 GRANT ALL ON ALL TABLES IN SCHEMA automation_core TO ac_writer;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA automation_core TO ac_writer;
-GRANT EXECUTE ON FUNCTION ac_try(text), ac_fixture(text, int, int, int), ac_ie(text, int), ac_run(text), ac_state(text) TO ac_writer;
+GRANT EXECUTE ON FUNCTION ac_try(text, boolean), ac_fixture(text, int, int, int), ac_ie(text, int), ac_run(text), ac_state(text) TO ac_writer;
 
 SET ROLE ac_writer;
 SELECT current_user;

@@ -60,20 +60,17 @@ my $bulk = $node->safe_psql('postgres', q{
 	SELECT id FROM automation_core.start_run(
 		(SELECT id FROM automation_core.automation WHERE name = 'bulk'));
 });
-my ($rc, $out, $err) = $node->psql('postgres', qq{
-	UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = '$bulk'});
-is($err, '', 'one UPDATE starts items of 100 batch executions');
-is($node->safe_psql('postgres', qq{
-	SELECT string_agg(DISTINCT status::text, ',') || ' ' || count(*)
-	FROM automation_core.batch_execution WHERE run_id = '$bulk'}),
-	'processing 100', 'all 100 batch executions are processing');
-($rc, $out, $err) = $node->psql('postgres', qq{
-	UPDATE automation_core.item_execution SET status = 'completed' WHERE run_id = '$bulk'});
-is($err, '', 'one UPDATE completes items of 100 batch executions');
-is($node->safe_psql('postgres', qq{
-	SELECT string_agg(DISTINCT status::text, ',') || ' ' || count(*)
-	FROM automation_core.batch_execution WHERE run_id = '$bulk'}),
-	'completed 100', 'all 100 batch executions completed');
+foreach my $step (['processing', 'starts'], ['completed', 'completes'])
+{
+	my ($status, $verb) = @$step;
+	my ($rc, $out, $err) = $node->psql('postgres', qq{
+		UPDATE automation_core.item_execution SET status = '$status' WHERE run_id = '$bulk'});
+	is($err, '', "one UPDATE $verb items of 100 batch executions");
+	is($node->safe_psql('postgres', qq{
+		SELECT string_agg(DISTINCT status::text, ',') || ' ' || count(*)
+		FROM automation_core.batch_execution WHERE run_id = '$bulk'}),
+		"$status 100", "all 100 batch executions are $status");
+}
 is($node->safe_psql('postgres', qq{SELECT status FROM automation_core.run WHERE id = '$bulk'}),
 	'completed', 'the run completed');
 

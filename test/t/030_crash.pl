@@ -71,16 +71,7 @@ cmp_ok($q->(qq{SELECT count(*) FROM automation_core.item_execution
 		WHERE run_id = '$run' AND NOT automation_core.is_terminal(status)}),
 	'>', 0, 'the crash came before the run ended');
 
-is($q->(qq{SELECT count(*) FROM automation_core.item_execution ie
-		WHERE ie.run_id = '$run' AND ie.status IS DISTINCT FROM
-			(SELECT h.new_status FROM automation_core.item_state_history h
-			 WHERE h.item_execution_id = ie.id ORDER BY h.id DESC LIMIT 1)}),
-	0, 'after the crash each item\'s last history row is its status');
-is($q->(qq{SELECT count(*) FROM automation_core.item_execution ie
-		WHERE ie.run_id = '$run' AND ie.attempt_count <>
-			(SELECT count(*) FROM automation_core.item_state_history h
-			 WHERE h.item_execution_id = ie.id AND h.new_status = 'processing')}),
-	0, 'after the crash attempt_count agrees with history');
+AcWorkload::check_history($node, $run, 'after the crash');
 is($q->(qq{SELECT count(*) FROM automation_core.batch_execution be
 		WHERE be.run_id = '$run' AND automation_core.is_terminal(be.status) IS DISTINCT FROM
 			NOT EXISTS (SELECT 1 FROM automation_core.item_execution ie

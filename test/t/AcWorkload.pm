@@ -131,23 +131,13 @@ sub drain
 	return $rounds;
 }
 
-# Every check that must hold once the run's items have all ended.
-sub check_finished_run
+# What must hold for a run's items at any moment, finished or not: history
+# is a chain of legal transitions, ends in each item's status, and counts
+# its attempts.
+sub check_history
 {
 	my ($node, $run, $label) = @_;
 	my $q = sub { $node->safe_psql('postgres', shift) };
-
-	is($q->(qq{SELECT count(*) FROM automation_core.item_execution
-			WHERE run_id = '$run' AND NOT automation_core.is_terminal(status)}),
-		0, "$label: every item execution is terminal");
-
-	is($q->(qq{SELECT count(*) FROM (
-			SELECT ie.id FROM automation_core.item_execution ie
-			JOIN automation_core.item_state_history h ON h.item_execution_id = ie.id
-			WHERE ie.run_id = '$run'
-			GROUP BY ie.id
-			HAVING count(*) FILTER (WHERE automation_core.is_terminal(h.new_status)) <> 1) x}),
-		0, "$label: each item entered a terminal status exactly once");
 
 	is($q->(qq{SELECT count(*) FROM (
 			SELECT h.previous_status, h.new_status,
@@ -172,6 +162,27 @@ sub check_finished_run
 				(SELECT count(*) FROM automation_core.item_state_history h
 				 WHERE h.item_execution_id = ie.id AND h.new_status = 'processing')}),
 		0, "$label: attempt_count counts the history's entries into processing");
+}
+
+# Every check that must hold once the run's items have all ended.
+sub check_finished_run
+{
+	my ($node, $run, $label) = @_;
+	my $q = sub { $node->safe_psql('postgres', shift) };
+
+	is($q->(qq{SELECT count(*) FROM automation_core.item_execution
+			WHERE run_id = '$run' AND NOT automation_core.is_terminal(status)}),
+		0, "$label: every item execution is terminal");
+
+	is($q->(qq{SELECT count(*) FROM (
+			SELECT ie.id FROM automation_core.item_execution ie
+			JOIN automation_core.item_state_history h ON h.item_execution_id = ie.id
+			WHERE ie.run_id = '$run'
+			GROUP BY ie.id
+			HAVING count(*) FILTER (WHERE automation_core.is_terminal(h.new_status)) <> 1) x}),
+		0, "$label: each item entered a terminal status exactly once");
+
+	check_history($node, $run, $label);
 
 	is($q->(qq{SELECT count(*) FROM automation_core.item_execution
 			WHERE run_id = '$run' AND (attempt_count > max_attempts

@@ -267,6 +267,19 @@ fi
 ###########################################################################
 # start_run of 100,000 items against INSERT ... SELECT into the floor copy
 ###########################################################################
+# fk_insert RUN: the INSERT ... SELECT of RUN's item executions into the
+# floor's copy that keeps the foreign keys
+fk_insert() {
+	cat <<SQL
+INSERT INTO bench_floor.item_execution_fk (run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
+SELECT be.run_id, be.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
+FROM automation_core.batch_execution be JOIN automation_core.batch b ON b.id = be.batch_id
+JOIN automation_core.item i ON i.batch_id = b.id AND i.is_active
+WHERE be.run_id = '$1' ORDER BY b.created_at, b.name, i.sequence_number;
+SQL
+}
+secs() { fmt "$(awk -v x="$1" 'BEGIN { print x / 1000 }')" 2; }
+
 if want start; then
 	s=() f=() k=() kh=()
 	for r in $(seq "$RUNS"); do
@@ -286,24 +299,14 @@ SQL
 		f+=($(($(now_ms) - t0)))
 		q -c "CHECKPOINT" >/dev/null
 		t0=$(now_ms)
-		q <<SQL
-INSERT INTO bench_floor.item_execution_fk (run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
-SELECT be.run_id, be.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
-FROM automation_core.batch_execution be JOIN automation_core.batch b ON b.id = be.batch_id
-JOIN automation_core.item i ON i.batch_id = b.id AND i.is_active
-WHERE be.run_id = '$run' ORDER BY b.created_at, b.name, i.sequence_number;
-SQL
+		fk_insert "$run" | q
 		k+=($(($(now_ms) - t0)))
 		# and the history rows the contract asks for, by hand
 		q -c "TRUNCATE bench_floor.item_execution_fk" -c "CHECKPOINT" >/dev/null
 		t0=$(now_ms)
 		q <<SQL
 BEGIN;
-INSERT INTO bench_floor.item_execution_fk (run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
-SELECT be.run_id, be.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
-FROM automation_core.batch_execution be JOIN automation_core.batch b ON b.id = be.batch_id
-JOIN automation_core.item i ON i.batch_id = b.id AND i.is_active
-WHERE be.run_id = '$run' ORDER BY b.created_at, b.name, i.sequence_number;
+$(fk_insert "$run")
 INSERT INTO bench_floor.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by)
 SELECT id, NULL, 'pending', now(), current_user FROM bench_floor.item_execution_fk;
 COMMIT;
@@ -315,12 +318,12 @@ SQL
 	fm=$(printf '%s\n' "${f[@]}" | median)
 	km=$(printf '%s\n' "${k[@]}" | median)
 	khm=$(printf '%s\n' "${kh[@]}" | median)
-	row "start_run, 100,000 items (s)" "1 client, bare INSERT" "$(fmt "$(awk -v x="$fm" 'BEGIN { print x / 1000 }')" 2)" \
-		"$(fmt "$(awk -v x="$sm" 'BEGIN { print x / 1000 }')" 2)" "$(ratio "$sm" "$fm")" "≤ 1.5× floor"
-	row "start_run, 100,000 items (s)" "1 client, INSERT with the foreign keys" "$(fmt "$(awk -v x="$km" 'BEGIN { print x / 1000 }')" 2)" \
-		"$(fmt "$(awk -v x="$sm" 'BEGIN { print x / 1000 }')" 2)" "$(ratio "$sm" "$km")" "report"
-	row "start_run, 100,000 items (s)" "1 client, INSERT with the foreign keys and the history rows" "$(fmt "$(awk -v x="$khm" 'BEGIN { print x / 1000 }')" 2)" \
-		"$(fmt "$(awk -v x="$sm" 'BEGIN { print x / 1000 }')" 2)" "$(ratio "$sm" "$khm")" "report"
+	row "start_run, 100,000 items (s)" "1 client, bare INSERT" "$(secs "$fm")" "$(secs "$sm")" \
+		"$(ratio "$sm" "$fm")" "≤ 1.5× floor"
+	row "start_run, 100,000 items (s)" "1 client, INSERT with the foreign keys" "$(secs "$km")" "$(secs "$sm")" \
+		"$(ratio "$sm" "$km")" "report"
+	row "start_run, 100,000 items (s)" "1 client, INSERT with the foreign keys and the history rows" \
+		"$(secs "$khm")" "$(secs "$sm")" "$(ratio "$sm" "$khm")" "report"
 fi
 
 ###########################################################################
@@ -338,16 +341,22 @@ latency_ms() {
 	cat "$WORK"/lat* | awk '{ print $3 / 1000 }' | median
 }
 
+# latency_runs LABEL: RUNS lines "automation_core floor", median ms of each
+latency_runs() {
+	local r a f
+	for r in $(seq "$RUNS"); do
+		a=$(latency_ms "$WORK/ac1.sql")
+		f=$(latency_ms "$WORK/floor1.sql")
+		log "latency, $1, run $r: $a ms, floor $f ms"
+		echo "$a $f"
+	done
+}
+
 if want latency; then
 	reset_queue; ac_run
 	q -c "VACUUM ANALYZE automation_core.item_execution" >/dev/null
 	floor_run
-	e=() fe=()
-	for r in $(seq "$RUNS"); do
-		e+=("$(latency_ms "$WORK/ac1.sql")")
-		fe+=("$(latency_ms "$WORK/floor1.sql")")
-		log "latency, empty table, run $r: ${e[-1]} ms, floor ${fe[-1]} ms"
-	done
+	latency_runs "empty table" >"$WORK/runs_empty"
 	reset_queue
 	# What ten finished runs of bench_big leave behind: 1,000,000 completed
 	# item executions, each with its last history row (a real run writes
@@ -390,16 +399,11 @@ SQL
 	log "   generated in $(($(now_ms) - t0)) ms; $(q -c "SELECT count(*) FROM automation_core.item_execution WHERE status = 'completed'") completed"
 	ac_run
 	floor_run
-	l=() fl=()
-	for r in $(seq "$RUNS"); do
-		l+=("$(latency_ms "$WORK/ac1.sql")")
-		fl+=("$(latency_ms "$WORK/floor1.sql")")
-		log "latency, 1,000,000 finished rows, run $r: ${l[-1]} ms, floor ${fl[-1]} ms"
-	done
-	em=$(printf '%s\n' "${e[@]}" | median)
-	lm=$(printf '%s\n' "${l[@]}" | median)
-	fem=$(printf '%s\n' "${fe[@]}" | median)
-	flm=$(printf '%s\n' "${fl[@]}" | median)
+	latency_runs "1,000,000 finished rows" >"$WORK/runs_full"
+	em=$(cut -d' ' -f1 "$WORK/runs_empty" | median)
+	fem=$(cut -d' ' -f2 "$WORK/runs_empty" | median)
+	lm=$(cut -d' ' -f1 "$WORK/runs_full" | median)
+	flm=$(cut -d' ' -f2 "$WORK/runs_full" | median)
 	row "claim + complete latency, 1 item (ms)" "1 client, synchronous_commit = off, 1,000,000 finished rows" \
 		"$(fmt "$em" 3) (empty)" "$(fmt "$lm" 3)" "$(ratio "$lm" "$em")" "≤ 2× empty"
 	row "the floor's claim + complete latency, 1 item (ms)" "1 client, synchronous_commit = off, 1,000,000 finished rows" \

@@ -123,10 +123,11 @@ static AcPlan p_run_exists = {
 };
 
 /*
- * heartbeat, complete, fail. Each finds its row by id only: the status they
- * require comes as the last parameter (always 'processing') and the plans are
- * generic, so the planner cannot prove a partial index's predicate from it
- * and scan, say, every processing row's lease entry looking for one id.
+ * heartbeat, complete, fail, complete_many. Each finds its rows by id only:
+ * the status they require comes as the last parameter (always 'processing',
+ * set by require_processing) and the plans are generic, so the planner
+ * cannot prove a partial index's predicate from it and scan, say, every
+ * processing row's lease entry looking for one id.
  */
 #define BY_ID_PLAN(sql, nargs, ...) \
 	{ sql, nargs, { __VA_ARGS__ }, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN }
@@ -516,16 +517,22 @@ diagnose_item(Datum id, bool has_attempt, int32 attempt, const char *op)
 			 errhint("Retry the call.")));
 }
 
+/* The last parameter of the BY_ID_PLAN statements: the status they require */
+static void
+require_processing(AcPlan *plan, Datum *args, char *nulls)
+{
+	args[plan->nargs - 1] = ac_status_datum(AC_PROCESSING);
+	if (nulls)
+		nulls[plan->nargs - 1] = ' ';
+}
+
 static Datum
 item_call(AcPlan *plan, Datum *args, char *nulls, Datum id,
 		  bool has_attempt, int32 attempt, const char *op)
 {
 	Datum		result;
 
-	/* the callers leave the last parameter, the status required, to here */
-	args[plan->nargs - 1] = ac_status_datum(AC_PROCESSING);
-	if (nulls)
-		nulls[plan->nargs - 1] = ' ';
+	require_processing(plan, args, nulls);
 	ac_spi_connect();
 	/* no row limit: a limit would stop the UPDATE before its statement triggers */
 	ac_plan_exec_for_caller(plan, args, nulls, 0);
@@ -681,7 +688,7 @@ ac_complete_many(PG_FUNCTION_ARGS)
 	args[0] = PointerGetDatum(ids);
 	pass_arg(fcinfo, 1, args, nulls, 1);
 	pass_arg(fcinfo, 2, args, nulls, 2);
-	args[3] = ac_status_datum(AC_PROCESSING);
+	require_processing(&p_complete_many, args, nulls);
 
 	ac_spi_connect();
 	ac_plan_exec_for_caller(&p_complete_many, args, nulls, 0);

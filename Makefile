@@ -6,6 +6,7 @@ OBJS = \
 	src/catalog.o \
 	src/status.o \
 	src/direct_insert.o \
+	src/uuid_v7.o \
 	src/guard.o \
 	src/history.o \
 	src/rollup.o \

@@ -362,6 +362,11 @@ CREATE TRIGGER history_guard_truncate BEFORE TRUNCATE ON automation_core.item_st
 -- Execution API
 --------------------------------------------------------------------------
 
+CREATE FUNCTION automation_core.uuid_v7() RETURNS uuid
+	AS 'MODULE_PATHNAME', 'ac_uuid_v7' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION automation_core.uuid_v7() IS
+	'a time-ordered UUID (RFC 9562 version 7), increasing within a session; start_run gives these ids to the rows it creates';
+
 CREATE FUNCTION automation_core.start_run(automation_id uuid,
 										  correlation_id text DEFAULT NULL,
 										  max_attempts integer DEFAULT NULL)

@@ -27,6 +27,28 @@ LEFT JOIN item_execution ie ON ie.batch_execution_id = be.id
 WHERE be.run_id = :'run1' GROUP BY b.name, be.status ORDER BY b.name;
 SELECT total, pending, processing, completed, percent_done FROM run_progress WHERE run_id = :'run1';
 
+-- start_run's ids are time-ordered (version 7): the run's, then its batch
+-- executions' in batch order, then its item executions' in queue order
+SELECT count(*) AS rows,
+       bool_and(substr(id::text, 15, 1) = '7' AND substr(id::text, 20, 1) IN ('8', '9', 'a', 'b')) AS version_7,
+       bool_and(id > prev) FILTER (WHERE prev IS NOT NULL) AS increasing
+FROM (SELECT id, lag(id) OVER (ORDER BY k) AS prev
+      FROM (SELECT 0 AS k, id FROM run WHERE id = :'run1'
+            UNION ALL
+            SELECT row_number() OVER (ORDER BY b.created_at, b.name), be.id
+            FROM batch_execution be JOIN batch b ON b.id = be.batch_id WHERE be.run_id = :'run1'
+            UNION ALL
+            SELECT 1000 + queue_position, id FROM item_execution WHERE run_id = :'run1') o) x;
+-- uuid_v7: the time in it is now, and it increases within the session even
+-- when many are made in the same millisecond
+SELECT count(DISTINCT u) AS distinct_values,
+       bool_and(u > prev) FILTER (WHERE prev IS NOT NULL) AS increasing,
+       bool_and(substr(u::text, 15, 1) = '7' AND substr(u::text, 20, 1) IN ('8', '9', 'a', 'b')) AS version_7,
+       bool_and(abs(('x' || lpad(replace(left(u::text, 13), '-', ''), 16, '0'))::bit(64)::bigint
+                    - (extract(epoch FROM clock_timestamp()) * 1000)::bigint) < 5000) AS time_is_now
+FROM (SELECT u, lag(u) OVER (ORDER BY n) AS prev
+      FROM (SELECT n, uuid_v7() AS u FROM generate_series(1, 20000) n) g) x;
+
 -- unknown ids, inactive automation, bad arguments
 SELECT ac_try($$SELECT start_run('00000000-0000-0000-0000-000000000000')$$);
 SELECT ac_try($$SELECT start_run(NULL)$$);

@@ -46,19 +46,19 @@ static AcPlan p_automation = {
 	1, {UUIDOID}
 };
 static AcPlan p_insert_run = {
-	"INSERT INTO automation_core.run (automation_id, correlation_id) "
-	"VALUES ($1, $2) RETURNING id",
+	"INSERT INTO automation_core.run (id, automation_id, correlation_id) "
+	"VALUES (automation_core.uuid_v7(), $1, $2) RETURNING id",
 	2, {UUIDOID, TEXTOID}
 };
 static AcPlan p_insert_batch_executions = {
-	"INSERT INTO automation_core.batch_execution (run_id, batch_id) "
-	"SELECT $1, b.id FROM automation_core.batch b "
+	"INSERT INTO automation_core.batch_execution (id, run_id, batch_id) "
+	"SELECT automation_core.uuid_v7(), $1, b.id FROM automation_core.batch b "
 	"WHERE b.automation_id = $2 AND b.is_active ORDER BY b.created_at, b.name",
 	2, {UUIDOID, UUIDOID}
 };
 static AcPlan p_insert_item_executions = {
-	"INSERT INTO " IE " (run_id, batch_execution_id, item_id, max_attempts, queue_position) "
-	"SELECT $1, o.batch_execution_id, o.item_id, $2, "
+	"INSERT INTO " IE " (id, run_id, batch_execution_id, item_id, max_attempts, queue_position) "
+	"SELECT automation_core.uuid_v7(), $1, o.batch_execution_id, o.item_id, $2, "
 	"       pg_catalog.nextval('automation_core.item_execution_queue_seq'::pg_catalog.regclass) "
 	"FROM (SELECT be.id AS batch_execution_id, i.id AS item_id "
 	"      FROM automation_core.batch_execution be "

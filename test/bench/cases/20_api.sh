@@ -95,8 +95,8 @@ ac_run() {
 floor_run() {
 	local auto=${1:-$AUTO_Q}
 	q <<SQL
-INSERT INTO bench_floor.item_execution (run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
-SELECT r, b.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
+INSERT INTO bench_floor.item_execution (id, run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
+SELECT automation_core.uuid_v7(), r, b.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
 FROM gen_random_uuid() r, automation_core.batch b JOIN automation_core.item i ON i.batch_id = b.id
 WHERE b.automation_id = '$auto' ORDER BY b.created_at, b.name, i.sequence_number;
 INSERT INTO bench_floor.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by)
@@ -271,8 +271,8 @@ fi
 # floor's copy that keeps the foreign keys
 fk_insert() {
 	cat <<SQL
-INSERT INTO bench_floor.item_execution_fk (run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
-SELECT be.run_id, be.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
+INSERT INTO bench_floor.item_execution_fk (id, run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
+SELECT automation_core.uuid_v7(), be.run_id, be.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
 FROM automation_core.batch_execution be JOIN automation_core.batch b ON b.id = be.batch_id
 JOIN automation_core.item i ON i.batch_id = b.id AND i.is_active
 WHERE be.run_id = '$1' ORDER BY b.created_at, b.name, i.sequence_number;
@@ -281,22 +281,26 @@ SQL
 secs() { fmt "$(awk -v x="$1" 'BEGIN { print x / 1000 }')" 2; }
 
 if want start; then
-	s=() f=() k=() kh=()
+	s=() f=() f4=() k=() kh=()
 	for r in $(seq "$RUNS"); do
 		reset_queue
 		q -c "CHECKPOINT" >/dev/null
 		t0=$(now_ms)
 		run=$(q -At -c "SELECT id FROM automation_core.start_run('$AUTO_BIG')")
 		s+=($(($(now_ms) - t0)))
-		q -c "CHECKPOINT" >/dev/null
-		t0=$(now_ms)
-		q <<SQL
-INSERT INTO bench_floor.item_execution (run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
-SELECT r, b.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
+		# the bare floor: the same rows with the same kind of ids, and with
+		# the table's default ids (random, version 4)
+		for ids in v7 v4; do
+			q -c "TRUNCATE bench_floor.item_execution" -c "CHECKPOINT" >/dev/null
+			t0=$(now_ms)
+			q <<SQL
+INSERT INTO bench_floor.item_execution (id, run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
+SELECT $([ $ids = v7 ] && echo "automation_core.uuid_v7()" || echo "gen_random_uuid()"), r, b.id, i.id, nextval('automation_core.item_execution_queue_seq'), current_user, current_user
 FROM gen_random_uuid() r, automation_core.batch b JOIN automation_core.item i ON i.batch_id = b.id AND i.is_active
 WHERE b.automation_id = '$AUTO_BIG' AND b.is_active ORDER BY b.created_at, b.name, i.sequence_number;
 SQL
-		f+=($(($(now_ms) - t0)))
+			if [ $ids = v7 ]; then f+=($(($(now_ms) - t0))); else f4+=($(($(now_ms) - t0))); fi
+		done
 		q -c "CHECKPOINT" >/dev/null
 		t0=$(now_ms)
 		fk_insert "$run" | q
@@ -312,14 +316,17 @@ SELECT id, NULL, 'pending', now(), current_user FROM bench_floor.item_execution_
 COMMIT;
 SQL
 		kh+=($(($(now_ms) - t0)))
-		log "start_run 100,000 items, run $r: ${s[-1]} ms, floor ${f[-1]} ms, floor with foreign keys ${k[-1]} ms, and history ${kh[-1]} ms"
+		log "start_run 100,000 items, run $r: ${s[-1]} ms, floor ${f[-1]} ms (random ids ${f4[-1]} ms), floor with foreign keys ${k[-1]} ms, and history ${kh[-1]} ms"
 	done
 	sm=$(printf '%s\n' "${s[@]}" | median)
 	fm=$(printf '%s\n' "${f[@]}" | median)
+	f4m=$(printf '%s\n' "${f4[@]}" | median)
 	km=$(printf '%s\n' "${k[@]}" | median)
 	khm=$(printf '%s\n' "${kh[@]}" | median)
 	row "start_run, 100,000 items (s)" "1 client, bare INSERT" "$(secs "$fm")" "$(secs "$sm")" \
 		"$(ratio "$sm" "$fm")" "≤ 1.5× floor"
+	row "start_run, 100,000 items (s)" "1 client, bare INSERT with random ids (the table's default)" "$(secs "$f4m")" "$(secs "$sm")" \
+		"$(ratio "$sm" "$f4m")" "report"
 	row "start_run, 100,000 items (s)" "1 client, INSERT with the foreign keys" "$(secs "$km")" "$(secs "$sm")" \
 		"$(ratio "$sm" "$km")" "report"
 	row "start_run, 100,000 items (s)" "1 client, INSERT with the foreign keys and the history rows" \

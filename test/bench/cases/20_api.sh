@@ -367,23 +367,24 @@ if want latency; then
 	reset_queue
 	# What ten finished runs of bench_big leave behind: 1,000,000 completed
 	# item executions, each with its last history row (a real run writes
-	# three; claim and complete never read the history). Written in replica
-	# mode, as a restore would, because making them with start_run and two
-	# UPDATEs takes minutes on a small machine.
+	# three; claim and complete never read the history), with the kind of ids
+	# start_run gives. Written in replica mode, as a restore would, because
+	# making them with start_run and two UPDATEs takes minutes on a small
+	# machine.
 	log "== 1,000,000 finished item executions"
 	t0=$(now_ms)
 	q <<SQL
 SET session_replication_role = replica;
 CREATE TEMP TABLE old_runs AS
-	SELECT gen_random_uuid() AS run_id, r FROM generate_series(1, 10) r;
+	SELECT automation_core.uuid_v7() AS run_id, r FROM generate_series(1, 10) r;
 INSERT INTO automation_core.run (id, automation_id, status, started_at, finished_at, created_by, updated_by, version)
 SELECT run_id, '$AUTO_BIG', 'completed', now(), now(), current_user, current_user, 3 FROM old_runs;
-INSERT INTO automation_core.batch_execution (run_id, batch_id, status, started_at, finished_at, created_by, updated_by, version)
-SELECT o.run_id, b.id, 'completed', now(), now(), current_user, current_user, 3
-FROM old_runs o, automation_core.batch b WHERE b.automation_id = '$AUTO_BIG';
-INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id, status, attempt_count,
+INSERT INTO automation_core.batch_execution (id, run_id, batch_id, status, started_at, finished_at, created_by, updated_by, version)
+SELECT automation_core.uuid_v7(), o.run_id, b.id, 'completed', now(), now(), current_user, current_user, 3
+FROM old_runs o, automation_core.batch b WHERE b.automation_id = '$AUTO_BIG' ORDER BY o.r, b.name;
+INSERT INTO automation_core.item_execution (id, run_id, batch_execution_id, item_id, status, attempt_count,
 	started_at, finished_at, queue_position, created_by, updated_by, version)
-SELECT be.run_id, be.id, i.id, 'completed', 1, now(), now(),
+SELECT automation_core.uuid_v7(), be.run_id, be.id, i.id, 'completed', 1, now(), now(),
 	   nextval('automation_core.item_execution_queue_seq'), current_user, current_user, 3
 FROM old_runs o JOIN automation_core.batch_execution be ON be.run_id = o.run_id
 JOIN automation_core.batch b ON b.id = be.batch_id

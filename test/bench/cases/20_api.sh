@@ -348,11 +348,25 @@ latency_ms() {
 	cat "$WORK"/lat* | awk '{ print $3 / 1000 }' | median
 }
 
+# quiesce: wait (up to a minute) until no autovacuum worker is busy in this
+# database, then checkpoint, so that neither side is measured while the
+# writes before it are being vacuumed or flushed
+quiesce() {
+	local i
+	for i in $(seq 60); do
+		[ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND datname = current_database()")" = 0 ] && break
+		sleep 1
+	done
+	q -c "CHECKPOINT" >/dev/null
+}
+
 # latency_runs LABEL: RUNS lines "automation_core floor", median ms of each
 latency_runs() {
 	local r a f
 	for r in $(seq "$RUNS"); do
+		quiesce
 		a=$(latency_ms "$WORK/ac1.sql")
+		quiesce
 		f=$(latency_ms "$WORK/floor1.sql")
 		log "latency, $1, run $r: $a ms, floor $f ms"
 		echo "$a $f"

@@ -108,3 +108,31 @@ SELECT ac_state('fb1');
 UPDATE automation_core.item_execution SET status = 'completed' WHERE id IN (ac_ie('fb1', 2), ac_ie('fb1', 3));
 SELECT ac_state('fb1');
 ALTER INDEX automation_core.item_execution_open_idx_renamed RENAME TO item_execution_open_idx;
+
+-- Deciding the roll-up reads the batch execution's items through its index,
+-- not the whole table: with many items per batch execution and statistics
+-- taken, an EXISTS (... status <> 'cancelled') was planned as a sequential
+-- scan expected to stop early, and read every row of every run instead.
+INSERT INTO automation_core.automation (name) VALUES ('many per batch') RETURNING id AS mpb \gset
+INSERT INTO automation_core.batch (automation_id, name)
+	SELECT :'mpb', 'batch ' || lpad(b::text, 2, '0') FROM generate_series(1, 20) b;
+INSERT INTO automation_core.item (batch_id, sequence_number)
+	SELECT b.id, s FROM automation_core.batch b, generate_series(1, 500) s WHERE b.automation_id = :'mpb';
+SELECT id AS mpb_run FROM automation_core.start_run(:'mpb') \gset
+SELECT id AS mpb_last FROM automation_core.batch_execution be
+	WHERE run_id = :'mpb_run' ORDER BY id DESC LIMIT 1 \gset
+UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = :'mpb_run';
+UPDATE automation_core.item_execution SET status = 'completed'
+	WHERE run_id = :'mpb_run' AND batch_execution_id <> :'mpb_last';
+SELECT id AS mpb_item FROM automation_core.item_execution
+	WHERE batch_execution_id = :'mpb_last' ORDER BY queue_position DESC LIMIT 1 \gset
+UPDATE automation_core.item_execution SET status = 'completed'
+	WHERE batch_execution_id = :'mpb_last' AND id <> :'mpb_item';
+ANALYZE automation_core.item_execution;
+BEGIN;
+SELECT pg_stat_get_xact_numscans('automation_core.item_execution'::regclass) AS seq_before \gset
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = :'mpb_item';
+SELECT pg_stat_get_xact_numscans('automation_core.item_execution'::regclass) - :seq_before AS sequential_scans;
+COMMIT;
+SELECT status FROM automation_core.batch_execution WHERE id = :'mpb_last';
+SELECT status FROM automation_core.run WHERE id = :'mpb_run';

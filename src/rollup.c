@@ -103,13 +103,25 @@ static AcPlan p_lock_batch = {
 	"SELECT status FROM automation_core.batch_execution WHERE id = $1 FOR NO KEY UPDATE",
 	1, {UUIDOID}
 };
-static AcPlan p_batch_summary = {
+/*
+ * Deciding a roll-up reads the children twice: a look for an open one that
+ * stops at the first (through the partial index of open items), and, when
+ * there is none, one aggregate pass over them all. Not EXISTS for the second:
+ * with thousands of children per parent, the planner expects EXISTS (... AND
+ * status <> 'cancelled') to stop after a few rows of a sequential scan and
+ * reads the whole table instead, at every end of a batch execution; an
+ * aggregate over the children is costed for what it reads.
+ */
+static AcPlan p_batch_open = {
 	"SELECT EXISTS (SELECT 1 FROM automation_core.item_execution "
-	"               WHERE batch_execution_id = $1 AND " OPEN_ITEM "), "
-	"       EXISTS (SELECT 1 FROM automation_core.item_execution "
-	"               WHERE batch_execution_id = $1 AND status = 'failed'), "
-	"       EXISTS (SELECT 1 FROM automation_core.item_execution "
-	"               WHERE batch_execution_id = $1 AND status <> 'cancelled')",
+	"               WHERE batch_execution_id = $1 AND " OPEN_ITEM ")",
+	1, {UUIDOID}
+};
+static AcPlan p_batch_summary = {
+	"SELECT pg_catalog.bool_or(" OPEN_ITEM "), "
+	"       pg_catalog.bool_or(status = 'failed'), "
+	"       pg_catalog.bool_or(status <> 'cancelled') "
+	"FROM automation_core.item_execution WHERE batch_execution_id = $1",
 	1, {UUIDOID}
 };
 static AcPlan p_batch_set = {
@@ -119,13 +131,16 @@ static AcPlan p_batch_set = {
 static AcPlan p_lock_run = {
 	"SELECT status FROM automation_core.run WHERE id = $1 FOR NO KEY UPDATE", 1, {UUIDOID}
 };
-static AcPlan p_run_summary = {
+static AcPlan p_run_open = {
 	"SELECT EXISTS (SELECT 1 FROM automation_core.batch_execution "
-	"               WHERE run_id = $1 AND " OPEN_ITEM "), "
-	"       EXISTS (SELECT 1 FROM automation_core.batch_execution "
-	"               WHERE run_id = $1 AND status = 'failed'), "
-	"       EXISTS (SELECT 1 FROM automation_core.batch_execution "
-	"               WHERE run_id = $1 AND status <> 'cancelled')",
+	"               WHERE run_id = $1 AND " OPEN_ITEM ")",
+	1, {UUIDOID}
+};
+static AcPlan p_run_summary = {
+	"SELECT pg_catalog.bool_or(" OPEN_ITEM "), "
+	"       pg_catalog.bool_or(status = 'failed'), "
+	"       pg_catalog.bool_or(status <> 'cancelled') "
+	"FROM automation_core.batch_execution WHERE run_id = $1",
 	1, {UUIDOID}
 };
 static AcPlan p_run_failed_count = {
@@ -238,21 +253,26 @@ run_start(Datum id)
 
 /*
  * Lock the batch execution or run (lock_plan), then read its children with
- * a fresh snapshot (summary_plan: any open, any failed, any not cancelled).
+ * a fresh snapshot: open_plan looks for an open one, summary_plan (any open,
+ * any failed, any not cancelled) reads them all in one snapshot, so that a
+ * child appearing between the two reads is still seen as open.
  * Returns false when there is nothing to roll up: the row is gone or has
  * ended, or a child is still open. Otherwise sets the row's current status
  * and the status it rolls up to: failed if a child failed, else cancelled
- * if all were cancelled, else completed.
+ * if all were cancelled (or there are none), else completed.
  */
 static bool
-rollup_target(AcPlan *lock_plan, AcPlan *summary_plan, Datum id,
-			  AcStatus *current, AcStatus *target)
+rollup_target(AcPlan *lock_plan, AcPlan *open_plan, AcPlan *summary_plan,
+			  Datum id, AcStatus *current, AcStatus *target)
 {
 	ac_plan_exec(lock_plan, &id, NULL, false, 1);
 	if (SPI_processed == 0)
 		return false;
 	*current = result_status();
 	if (ac_status_is_terminal(*current))
+		return false;
+	ac_plan_exec(open_plan, &id, NULL, true, 1);
+	if (result_bool(1))
 		return false;
 	ac_plan_exec(summary_plan, &id, NULL, true, 1);
 	if (result_bool(1))
@@ -374,7 +394,7 @@ batch_check(Datum id)
 		return;
 
 	/* 2. lock the batch execution, then look with a fresh snapshot */
-	if (!rollup_target(&p_lock_batch, &p_batch_summary, id, &st, &target))
+	if (!rollup_target(&p_lock_batch, &p_batch_open, &p_batch_summary, id, &st, &target))
 		return;
 
 	args[0] = id;
@@ -395,7 +415,7 @@ run_check(Datum id)
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', 'n'};
 
-	if (!rollup_target(&p_lock_run, &p_run_summary, id, &st, &target))
+	if (!rollup_target(&p_lock_run, &p_run_open, &p_run_summary, id, &st, &target))
 		return;
 
 	args[0] = id;

@@ -13,7 +13,8 @@ set -euo pipefail
 RUNS=${AC_BENCH_RUNS:-3}
 ONLY=${AC_BENCH_ONLY:-one graphile batch start latency}
 DUR=${AC_BENCH_SECONDS:-3}		# seconds per one-item-per-call measurement
-LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-1000}	# calls per latency measurement
+LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-1000}	# calls per latency measurement, at least 800
+[ "$LAT_CALLS" -ge 800 ] || { echo "AC_BENCH_LATENCY_CALLS must be at least 800" >&2; exit 1; }
 GW_VERSION=0.16.6
 GW_JOBS=${AC_BENCH_GW_JOBS:-2000}	# jobs per Graphile Worker measurement
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ac_bench_api.XXXXXX")
@@ -336,16 +337,19 @@ fi
 ###########################################################################
 # claim + complete latency with 1,000,000 finished item executions
 ###########################################################################
-# median latency in ms of LAT_CALLS one-item claim + complete calls, 1 client.
+# latency_ms SCRIPT: the median latency in ms of LAT_CALLS one-item claim +
+# complete calls, 1 client, then the latency of call number 800: on a fresh
+# run of bench_q (800 items per batch, claimed in order) it is the call that
+# finishes the first batch execution and rolls it up.
 # With synchronous_commit off: the commit's flush does not depend on the
 # table's size, and on this kind of machine its time varies more from minute
 # to minute than the work being measured.
-# latency_ms SCRIPT
 latency_ms() {
 	rm -f "$WORK"/lat*
 	PGOPTIONS="-c synchronous_commit=off" pgbench -n -M prepared -f "$1" -c 1 -t "$LAT_CALLS" -l --log-prefix="$WORK/lat" >/dev/null 2>"$WORK/pgbench.err" ||
 		{ cat "$WORK/pgbench.err" >&2; return 1; }
-	cat "$WORK"/lat* | awk '{ print $3 / 1000 }' | median
+	echo "$(cat "$WORK"/lat* | awk '{ print $3 / 1000 }' | median)" \
+		"$(cat "$WORK"/lat* | awk 'NR == 800 { print $3 / 1000 }')"
 }
 
 # quiesce: wait (up to a minute) until no autovacuum worker is busy in this
@@ -360,16 +364,17 @@ quiesce() {
 	q -c "CHECKPOINT" >/dev/null
 }
 
-# latency_runs LABEL: RUNS lines "automation_core floor", median ms of each
+# latency_runs LABEL: RUNS lines "automation_core floor batch-end", the
+# median ms of each side and automation_core's call that ends a batch
 latency_runs() {
-	local r a f
+	local r a e f
 	for r in $(seq "$RUNS"); do
 		quiesce
-		a=$(latency_ms "$WORK/ac1.sql")
+		read -r a e <<<"$(latency_ms "$WORK/ac1.sql")"
 		quiesce
-		f=$(latency_ms "$WORK/floor1.sql")
-		log "latency, $1, run $r: $a ms, floor $f ms"
-		echo "$a $f"
+		read -r f _ <<<"$(latency_ms "$WORK/floor1.sql")"
+		log "latency, $1, run $r: $a ms, floor $f ms; the call ending a batch execution $e ms"
+		echo "$a $f $e"
 	done
 }
 
@@ -430,5 +435,9 @@ SQL
 		"$(fmt "$em" 3) (empty)" "$(fmt "$lm" 3)" "$(ratio "$lm" "$em")" "≤ 2× empty"
 	row "the floor's claim + complete latency, 1 item (ms)" "1 client, synchronous_commit = off, 1,000,000 finished rows" \
 		"$(fmt "$fem" 3) (empty)" "$(fmt "$flm" 3)" "$(ratio "$flm" "$fem")" "report"
+	eem=$(cut -d' ' -f3 "$WORK/runs_empty" | median)
+	elm=$(cut -d' ' -f3 "$WORK/runs_full" | median)
+	row "claim + complete of the item that ends a batch execution of 800 (ms)" "1 client, synchronous_commit = off, 1,000,000 finished rows" \
+		"$(fmt "$eem" 3) (empty)" "$(fmt "$elm" 3)" "$(ratio "$elm" "$eem")" "report"
 	reset_queue
 fi

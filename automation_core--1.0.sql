@@ -217,8 +217,11 @@ CREATE INDEX item_execution_run_ready_idx ON automation_core.item_execution (run
 -- Open items per batch execution, for the roll-up.
 CREATE INDEX item_execution_open_idx ON automation_core.item_execution (batch_execution_id, queue_position)
 	WHERE status IN ('pending', 'processing', 'retrying');
--- Leases to expire.
-CREATE INDEX item_execution_lease_idx ON automation_core.item_execution (lease_expires_at)
+-- Items holding a lease, for expire_leases. Keyed by a column a heartbeat
+-- does not change, so that extending a lease can be a HOT update that
+-- writes no index entry; expire_leases reads every processing row, which
+-- the workers' number bounds.
+CREATE INDEX item_execution_lease_idx ON automation_core.item_execution (queue_position)
 	WHERE status = 'processing';
 COMMENT ON COLUMN automation_core.item_execution.run_id IS
 	'the run; must be the run of batch_execution_id (checked by the foreign key on both)';

@@ -262,5 +262,19 @@ WITH x AS MATERIALIZED (SELECT id, attempt_count FROM item_execution
 SELECT count(*) AS completed FROM x, LATERAL complete(x.id, NULL, x.attempt_count) c;
 SELECT status, count(*) FROM item_execution WHERE run_id = :'run8' GROUP BY status ORDER BY status;
 
+-- a heartbeat changes no indexed column, so it can be a HOT update that
+-- writes no index entry (room on the page is made certain by a low
+-- fillfactor for the rows written here)
+ALTER TABLE item_execution SET (fillfactor = 50);
+SELECT id AS run9 FROM start_run(:'automation') \gset
+SELECT id AS hb_item, attempt_count AS hb_attempt FROM claim(:'run9', 'w', 1) \gset
+BEGIN;
+SELECT pg_stat_get_xact_tuples_hot_updated('item_execution'::regclass) AS hot0 \gset
+SELECT status FROM heartbeat(:'hb_item', :hb_attempt, '6 minutes');
+SELECT status FROM heartbeat(:'hb_item', :hb_attempt, '7 minutes');
+SELECT pg_stat_get_xact_tuples_hot_updated('item_execution'::regclass) - :hot0 AS hot_updates;
+COMMIT;
+ALTER TABLE item_execution RESET (fillfactor);
+
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

@@ -7,11 +7,11 @@
 # PGUSER (a superuser). Works in databases of its own, dropped at the end. Prints
 # markdown table rows on stdout, progress on stderr. Medians of
 # AC_BENCH_RUNS runs (default 3). AC_BENCH_ONLY picks sections
-# (one graphile batch start latency), all by default.
+# (one graphile batch start heartbeat latency), all by default.
 set -euo pipefail
 
 RUNS=${AC_BENCH_RUNS:-3}
-ONLY=${AC_BENCH_ONLY:-one graphile batch start latency}
+ONLY=${AC_BENCH_ONLY:-one graphile batch start heartbeat latency}
 DUR=${AC_BENCH_SECONDS:-3}		# seconds per one-item-per-call measurement
 LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-1000}	# calls per latency measurement, at least 800
 [ "$LAT_CALLS" -ge 800 ] || { echo "AC_BENCH_LATENCY_CALLS must be at least 800" >&2; exit 1; }
@@ -334,6 +334,56 @@ SQL
 		"$(ratio "$sm" "$km")" "report"
 	row "start_run, 100,000 items (s)" "1 client, INSERT with the foreign keys and the history rows" \
 		"$(secs "$khm")" "$(secs "$sm")" "$(ratio "$sm" "$khm")" "report"
+fi
+
+###########################################################################
+# heartbeat: 8 clients extending the leases of 1,000 processing items
+###########################################################################
+# Against the same UPDATE by hand on the floor's copy (same indexes, no
+# triggers). With synchronous_commit off, so that the update, not the flush,
+# is measured; the write-ahead log per heartbeat is reported as well (the
+# index of leased items is keyed so that a heartbeat can be a HOT update).
+if want heartbeat; then
+	cat >"$WORK/hb.sql" <<'SQL'
+\set n random(1, 1000)
+SELECT h.status FROM bench_hb x, LATERAL automation_core.heartbeat(x.id, x.attempt_count) h WHERE x.n = :n;
+SQL
+	cat >"$WORK/hb_floor.sql" <<'SQL'
+\set n random(1, 1000)
+UPDATE bench_floor.item_execution ie SET lease_expires_at = now() + interval '5 minutes', updated_at = now(), updated_by = current_user, version = version + 1 FROM bench_hb x WHERE x.n = :n AND ie.id = x.id AND ie.status = 'processing' AND ie.attempt_count = x.attempt_count;
+SQL
+	# hb_tps SCRIPT: "heartbeats/s WAL-bytes-per-heartbeat"
+	hb_tps() {
+		local l0 t
+		q -c "CHECKPOINT" >/dev/null
+		l0=$(q -c "SELECT pg_current_wal_lsn()")
+		t=$(PGOPTIONS="-c synchronous_commit=off" pgbench_tps "$1" 8 -T "$DUR")
+		echo "$t $(q -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$l0') / ($t * $DUR))")"
+	}
+	h=() hw=() hf=() hfw=()
+	for r in $(seq "$RUNS"); do
+		reset_queue; ac_run
+		q -c "DROP TABLE IF EXISTS bench_hb" \
+			-c "CREATE TABLE bench_hb AS SELECT row_number() OVER (ORDER BY queue_position) AS n, id, attempt_count FROM automation_core.claim(NULL, 'bench', 1000)" >/dev/null
+		q -c "CREATE UNIQUE INDEX ON bench_hb (n)" -c "ANALYZE bench_hb" -c "ANALYZE automation_core.item_execution" >/dev/null
+		read -r t w <<<"$(hb_tps "$WORK/hb.sql")"
+		h+=("$t") hw+=("$w")
+		reset_queue; floor_run
+		q -c "DROP TABLE IF EXISTS bench_hb" \
+			-c "CREATE TABLE bench_hb AS WITH c AS (UPDATE bench_floor.item_execution SET status = 'processing', worker = 'bench', attempt_count = 1, lease_expires_at = now() + interval '5 minutes', started_at = now() WHERE id IN (SELECT id FROM bench_floor.item_execution ORDER BY queue_position LIMIT 1000) RETURNING id, attempt_count, queue_position) SELECT row_number() OVER (ORDER BY queue_position) AS n, id, attempt_count FROM c" >/dev/null
+		q -c "CREATE UNIQUE INDEX ON bench_hb (n)" -c "ANALYZE bench_hb" -c "ANALYZE bench_floor.item_execution" >/dev/null
+		read -r t w <<<"$(hb_tps "$WORK/hb_floor.sql")"
+		hf+=("$t") hfw+=("$w")
+		log "heartbeat, 8 clients, run $r: ${h[-1]}/s (${hw[-1]} WAL bytes each), floor ${hf[-1]}/s (${hfw[-1]} bytes)"
+	done
+	q -c "DROP TABLE bench_hb" >/dev/null
+	m=$(printf '%s\n' "${h[@]}" | median)
+	mf=$(printf '%s\n' "${hf[@]}" | median)
+	row "heartbeat of 1 of 1,000 processing items (calls/s)" "8 clients, synchronous_commit = off" \
+		"$(fmt "$mf")" "$(fmt "$m")" "$(ratio "$m" "$mf")" "report"
+	row "write-ahead log per heartbeat (bytes)" "8 clients, synchronous_commit = off" \
+		"$(fmt "$(printf '%s\n' "${hfw[@]}" | median)")" "$(fmt "$(printf '%s\n' "${hw[@]}" | median)")" \
+		"$(ratio "$(printf '%s\n' "${hw[@]}" | median)" "$(printf '%s\n' "${hfw[@]}" | median)")" "report"
 fi
 
 ###########################################################################

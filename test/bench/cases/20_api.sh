@@ -13,7 +13,7 @@ set -euo pipefail
 RUNS=${AC_BENCH_RUNS:-3}
 ONLY=${AC_BENCH_ONLY:-one graphile batch start heartbeat latency}
 DUR=${AC_BENCH_SECONDS:-3}		# seconds per one-item-per-call measurement
-LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-1000}	# calls per latency measurement, at least 800
+LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-2400}	# calls per latency measurement, at least 800
 [ "$LAT_CALLS" -ge 800 ] || { echo "AC_BENCH_LATENCY_CALLS must be at least 800" >&2; exit 1; }
 GW_VERSION=0.16.6
 GW_JOBS=${AC_BENCH_GW_JOBS:-2000}	# jobs per Graphile Worker measurement
@@ -390,9 +390,9 @@ fi
 # claim + complete latency with 1,000,000 finished item executions
 ###########################################################################
 # latency_ms SCRIPT: the median latency in ms of LAT_CALLS one-item claim +
-# complete calls, 1 client, then the latency of call number 800: on a fresh
-# run of bench_q (800 items per batch, claimed in order) it is the call that
-# finishes the first batch execution and rolls it up.
+# complete calls, 1 client, then the median latency of calls number 800,
+# 1600, ...: on a fresh run of bench_q (800 items per batch, claimed in
+# order) those are the calls that finish a batch execution and roll it up.
 # With synchronous_commit off: the commit's flush does not depend on the
 # table's size, and on this kind of machine its time varies more from minute
 # to minute than the work being measured.
@@ -401,7 +401,7 @@ latency_ms() {
 	PGOPTIONS="-c synchronous_commit=off" pgbench -n -M prepared -f "$1" -c 1 -t "$LAT_CALLS" -l --log-prefix="$WORK/lat" >/dev/null 2>"$WORK/pgbench.err" ||
 		{ cat "$WORK/pgbench.err" >&2; return 1; }
 	echo "$(cat "$WORK"/lat* | awk '{ print $3 / 1000 }' | median)" \
-		"$(cat "$WORK"/lat* | awk 'NR == 800 { print $3 / 1000 }')"
+		"$(cat "$WORK"/lat* | awk 'NR % 800 == 0 { print $3 / 1000 }' | median)"
 }
 
 # quiesce: wait (up to a minute) until no autovacuum worker is busy in this

@@ -10,7 +10,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${AC_BENCH_RUNS:-3}
 SECS=${AC_BENCH_SECONDS:-8}
-POOL=${AC_BENCH_POOL:-80000}
+POOL=${AC_BENCH_POOL:-120000}	# items per side; a run must not use them all
 TARGET=1.15
 
 log() { printf '   %s\n' "$*" >&2; }
@@ -36,13 +36,9 @@ for sync in off on; do
 		trig=()
 		ratios=()
 		for ((r = 1; r <= RUNS; r++)); do
-			# a fresh pool for each group, and whenever half of it is used
-			left=$(psql -X -A -t -c "SELECT least(
-				(SELECT count(*) FROM automation_core.item_execution WHERE status = 'pending'),
-				(SELECT count(*) FROM bench_floor.item_execution WHERE status = 'pending'))")
-			if [ "$r" = 1 ] || [ "$left" -lt $((POOL / 2)) ]; then
-				psql_q -f "$HERE/sql/10_refill.sql"
-			fi
+			# a fresh pool for each pair: on a fast minute one run at 8
+			# clients takes more than half of it
+			psql_q -f "$HERE/sql/10_refill.sql"
 			# back to back, in alternating order, so that both sides of a
 			# pair see the same machine
 			if ((r % 2)); then

@@ -105,16 +105,18 @@ static AcPlan p_lock_batch = {
 };
 /*
  * Deciding a roll-up reads the children twice: a look for an open one that
- * stops at the first (through the partial index of open items), and, when
- * there is none, one aggregate pass over them all. Not EXISTS for the second:
- * with thousands of children per parent, the planner expects EXISTS (... AND
- * status <> 'cancelled') to stop after a few rows of a sequential scan and
- * reads the whole table instead, at every end of a batch execution; an
- * aggregate over the children is costed for what it reads.
+ * stops at the first, and, when there is none, one aggregate pass over them
+ * all. Neither is an EXISTS: with thousands of children per parent, the
+ * planner expects EXISTS (... AND status <> 'cancelled') to stop after a few
+ * rows of a sequential scan and reads the whole table instead, at every end
+ * of a batch execution. The look asks for the first open child in an order
+ * an index gives directly (a sequential scan would have to read and sort
+ * every match to return one), and the aggregate is costed for what it reads.
  */
 static AcPlan p_batch_open = {
-	"SELECT EXISTS (SELECT 1 FROM automation_core.item_execution "
-	"               WHERE batch_execution_id = $1 AND " OPEN_ITEM ")",
+	"SELECT 1 FROM automation_core.item_execution "
+	"WHERE batch_execution_id = $1 AND " OPEN_ITEM " "
+	"ORDER BY queue_position LIMIT 1",
 	1, {UUIDOID}
 };
 static AcPlan p_batch_summary = {
@@ -132,8 +134,8 @@ static AcPlan p_lock_run = {
 	"SELECT status FROM automation_core.run WHERE id = $1 FOR NO KEY UPDATE", 1, {UUIDOID}
 };
 static AcPlan p_run_open = {
-	"SELECT EXISTS (SELECT 1 FROM automation_core.batch_execution "
-	"               WHERE run_id = $1 AND " OPEN_ITEM ")",
+	"SELECT 1 FROM automation_core.batch_execution "
+	"WHERE run_id = $1 AND " OPEN_ITEM " ORDER BY batch_id LIMIT 1",
 	1, {UUIDOID}
 };
 static AcPlan p_run_summary = {
@@ -253,9 +255,10 @@ run_start(Datum id)
 
 /*
  * Lock the batch execution or run (lock_plan), then read its children with
- * a fresh snapshot: open_plan looks for an open one, summary_plan (any open,
- * any failed, any not cancelled) reads them all in one snapshot, so that a
- * child appearing between the two reads is still seen as open.
+ * a fresh snapshot: open_plan returns an open one if there is one;
+ * summary_plan (any open, any failed, any not cancelled) reads them all in
+ * one snapshot, so that a child appearing between the two reads is still
+ * seen as open.
  * Returns false when there is nothing to roll up: the row is gone or has
  * ended, or a child is still open. Otherwise sets the row's current status
  * and the status it rolls up to: failed if a child failed, else cancelled
@@ -272,7 +275,7 @@ rollup_target(AcPlan *lock_plan, AcPlan *open_plan, AcPlan *summary_plan,
 	if (ac_status_is_terminal(*current))
 		return false;
 	ac_plan_exec(open_plan, &id, NULL, true, 1);
-	if (result_bool(1))
+	if (SPI_processed > 0)
 		return false;
 	ac_plan_exec(summary_plan, &id, NULL, true, 1);
 	if (result_bool(1))

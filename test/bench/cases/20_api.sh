@@ -360,19 +360,23 @@ SQL
 		t=$(PGOPTIONS="-c synchronous_commit=off" pgbench_tps "$1" 8 -T "$DUR")
 		echo "$t $(q -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$l0') / ($t * $DUR))")"
 	}
+	# hb_side TABLE SCRIPT QUERY: the 1,000 processing items QUERY returns
+	# (n, id, attempt_count) become bench_hb; TABLE is analyzed with them
+	# processing; prints what hb_tps prints for SCRIPT
+	hb_side() {
+		q -c "DROP TABLE IF EXISTS bench_hb" -c "CREATE TABLE bench_hb AS $3" \
+			-c "CREATE UNIQUE INDEX ON bench_hb (n)" -c "ANALYZE bench_hb" -c "ANALYZE $1" >/dev/null
+		hb_tps "$2"
+	}
 	h=() hw=() hf=() hfw=()
 	for r in $(seq "$RUNS"); do
 		reset_queue; ac_run
-		q -c "DROP TABLE IF EXISTS bench_hb" \
-			-c "CREATE TABLE bench_hb AS SELECT row_number() OVER (ORDER BY queue_position) AS n, id, attempt_count FROM automation_core.claim(NULL, 'bench', 1000)" >/dev/null
-		q -c "CREATE UNIQUE INDEX ON bench_hb (n)" -c "ANALYZE bench_hb" -c "ANALYZE automation_core.item_execution" >/dev/null
-		read -r t w <<<"$(hb_tps "$WORK/hb.sql")"
+		read -r t w <<<"$(hb_side automation_core.item_execution "$WORK/hb.sql" \
+			"SELECT row_number() OVER (ORDER BY queue_position) AS n, id, attempt_count FROM automation_core.claim(NULL, 'bench', 1000)")"
 		h+=("$t") hw+=("$w")
 		reset_queue; floor_run
-		q -c "DROP TABLE IF EXISTS bench_hb" \
-			-c "CREATE TABLE bench_hb AS WITH c AS (UPDATE bench_floor.item_execution SET status = 'processing', worker = 'bench', attempt_count = 1, lease_expires_at = now() + interval '5 minutes', started_at = now() WHERE id IN (SELECT id FROM bench_floor.item_execution ORDER BY queue_position LIMIT 1000) RETURNING id, attempt_count, queue_position) SELECT row_number() OVER (ORDER BY queue_position) AS n, id, attempt_count FROM c" >/dev/null
-		q -c "CREATE UNIQUE INDEX ON bench_hb (n)" -c "ANALYZE bench_hb" -c "ANALYZE bench_floor.item_execution" >/dev/null
-		read -r t w <<<"$(hb_tps "$WORK/hb_floor.sql")"
+		read -r t w <<<"$(hb_side bench_floor.item_execution "$WORK/hb_floor.sql" \
+			"WITH c AS (UPDATE bench_floor.item_execution SET status = 'processing', worker = 'bench', attempt_count = 1, lease_expires_at = now() + interval '5 minutes', started_at = now() WHERE id IN (SELECT id FROM bench_floor.item_execution ORDER BY queue_position LIMIT 1000) RETURNING id, attempt_count, queue_position) SELECT row_number() OVER (ORDER BY queue_position) AS n, id, attempt_count FROM c")"
 		hf+=("$t") hfw+=("$w")
 		log "heartbeat, 8 clients, run $r: ${h[-1]}/s (${hw[-1]} WAL bytes each), floor ${hf[-1]}/s (${hfw[-1]} bytes)"
 	done

@@ -109,10 +109,16 @@ UPDATE automation_core.item_execution SET status = 'completed' WHERE id IN (ac_i
 SELECT ac_state('fb1');
 ALTER INDEX automation_core.item_execution_open_idx_renamed RENAME TO item_execution_open_idx;
 
--- Deciding the roll-up reads the batch execution's items through its
--- indexes, never the whole table, whatever the statistics say. In a database
--- of its own, so that the statistics are those of these rows only: an
--- automation of 20 batches of 500 items, run twice.
+-- Deciding the roll-up reads the batch execution's items through their
+-- indexes, never the whole table, whatever the statistics say: finishing the
+-- last open item of a batch execution of 500 scans no table sequentially.
+-- Each case is checked where the old queries' plans were sequential scans.
+
+-- 1. The run's other batch executions are still open. Here the generic plan
+-- (what a session uses after its first five calls) of EXISTS (an open item
+-- of this batch execution) was a sequential scan expected to stop early, and
+-- none matched. In a database of its own, so that the statistics are those
+-- of these rows only.
 \set home :DBNAME
 CREATE DATABASE ac_rollup_plans;
 \c ac_rollup_plans
@@ -124,32 +130,35 @@ INSERT INTO automation_core.batch (automation_id, name)
 	SELECT :'mpb', 'batch ' || lpad(b::text, 2, '0') FROM generate_series(1, 20) b;
 INSERT INTO automation_core.item (batch_id, sequence_number)
 	SELECT b.id, s FROM automation_core.batch b, generate_series(1, 500) s WHERE b.automation_id = :'mpb';
-
--- While the run's other batch executions are still open, the generic plan
--- (what a session uses after its first five calls) answered EXISTS (an open
--- item of this batch execution) with a sequential scan it expected to stop
--- early, and none matched.
-SELECT id AS mpb2_run FROM automation_core.start_run(:'mpb') \gset
-SELECT id AS mpb2_first FROM automation_core.batch_execution be
-	WHERE run_id = :'mpb2_run' ORDER BY id LIMIT 1 \gset
-UPDATE automation_core.item_execution SET status = 'processing' WHERE batch_execution_id = :'mpb2_first';
-SELECT id AS mpb2_item FROM automation_core.item_execution
-	WHERE batch_execution_id = :'mpb2_first' ORDER BY queue_position DESC LIMIT 1 \gset
+SELECT id AS mpb_run FROM automation_core.start_run(:'mpb') \gset
+SELECT id AS mpb_first FROM automation_core.batch_execution be
+	WHERE run_id = :'mpb_run' ORDER BY id LIMIT 1 \gset
+UPDATE automation_core.item_execution SET status = 'processing' WHERE batch_execution_id = :'mpb_first';
+SELECT id AS mpb_item FROM automation_core.item_execution
+	WHERE batch_execution_id = :'mpb_first' ORDER BY queue_position DESC LIMIT 1 \gset
 UPDATE automation_core.item_execution SET status = 'completed'
-	WHERE batch_execution_id = :'mpb2_first' AND id <> :'mpb2_item';
+	WHERE batch_execution_id = :'mpb_first' AND id <> :'mpb_item';
 ANALYZE automation_core.item_execution;
 BEGIN;
 SET LOCAL plan_cache_mode = force_generic_plan;
 SELECT pg_stat_get_xact_numscans('automation_core.item_execution'::regclass) AS seq_before \gset
-UPDATE automation_core.item_execution SET status = 'completed' WHERE id = :'mpb2_item';
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = :'mpb_item';
 SELECT pg_stat_get_xact_numscans('automation_core.item_execution'::regclass) - :seq_before AS sequential_scans;
 COMMIT;
-SELECT status FROM automation_core.batch_execution WHERE id = :'mpb2_first';
-SELECT status FROM automation_core.run WHERE id = :'mpb2_run';
+SELECT status FROM automation_core.batch_execution WHERE id = :'mpb_first';
+SELECT status FROM automation_core.run WHERE id = :'mpb_run';
+\c :home
+DROP DATABASE ac_rollup_plans;
 
--- With every other batch execution finished, deciding the new status read
--- every row of every run: EXISTS (... status <> 'cancelled') was planned as
--- a sequential scan expected to stop early.
+-- 2. Every other batch execution of the run has finished, among the rows the
+-- tests before left. Here EXISTS (an item of this batch execution not
+-- cancelled) was a sequential scan expected to stop early, and it read
+-- every row of every run.
+INSERT INTO automation_core.automation (name) VALUES ('many per batch') RETURNING id AS mpb \gset
+INSERT INTO automation_core.batch (automation_id, name)
+	SELECT :'mpb', 'batch ' || lpad(b::text, 2, '0') FROM generate_series(1, 20) b;
+INSERT INTO automation_core.item (batch_id, sequence_number)
+	SELECT b.id, s FROM automation_core.batch b, generate_series(1, 500) s WHERE b.automation_id = :'mpb';
 SELECT id AS mpb_run FROM automation_core.start_run(:'mpb') \gset
 SELECT id AS mpb_last FROM automation_core.batch_execution be
 	WHERE run_id = :'mpb_run' ORDER BY id DESC LIMIT 1 \gset
@@ -168,5 +177,3 @@ SELECT pg_stat_get_xact_numscans('automation_core.item_execution'::regclass) - :
 COMMIT;
 SELECT status FROM automation_core.batch_execution WHERE id = :'mpb_last';
 SELECT status FROM automation_core.run WHERE id = :'mpb_run';
-\c :home
-DROP DATABASE ac_rollup_plans;

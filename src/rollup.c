@@ -319,6 +319,7 @@ lock_other_open_item(Datum batch_execution_id)
 	CommandId	cid;
 	int			found = 0;
 	int			pass;
+	bool		passed_over = false;
 
 	indexoid = ac_open_items_index_oid();
 	if (!OidIsValid(indexoid))
@@ -346,7 +347,8 @@ lock_other_open_item(Datum batch_execution_id)
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, batch_execution_id);
 	scan = index_beginscan(heap, index, snap, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
-	for (pass = 0; pass < 2 && !found; pass++)
+	/* the second pass only for processing items the first one passed over */
+	for (pass = 0; pass < 2 && !found && (pass == 0 || passed_over); pass++)
 	{
 		if (pass == 1)
 			index_rescan(scan, &key, 1, NULL, 0);
@@ -358,8 +360,13 @@ lock_other_open_item(Datum batch_execution_id)
 
 			CHECK_FOR_INTERRUPTS();
 			st = slot_getattr(slot, status_att, &isnull);
-			if (isnull || (pass == 0 && ac_status_of_datum(st) == AC_PROCESSING))
+			if (isnull)
 				continue;
+			if (pass == 0 && ac_status_of_datum(st) == AC_PROCESSING)
+			{
+				passed_over = true;
+				continue;
+			}
 			if (table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
 								 LockTupleNoKeyExclusive, LockWaitSkip, 0,
 								 &tmfd) != TM_Ok)

@@ -110,15 +110,10 @@ SELECT ac_state('fb1');
 ALTER INDEX automation_core.item_execution_open_idx_renamed RENAME TO item_execution_open_idx;
 
 -- Deciding the roll-up reads the batch execution's items through their
--- indexes, never the whole table, whatever the statistics say: finishing the
--- last open item of a batch execution of 500 scans no table sequentially.
--- Each case is checked where the old queries' plans were sequential scans.
-
--- 1. The run's other batch executions are still open. Here the generic plan
--- (what a session uses after its first five calls) of EXISTS (an open item
--- of this batch execution) was a sequential scan expected to stop early, and
--- none matched. In a database of its own, so that the statistics are those
--- of these rows only.
+-- indexes, never the whole table, whatever the statistics say. Checked where
+-- the old queries' plans were sequential scans, in a database of its own so
+-- that the statistics are those of these rows only, with the plans a session
+-- uses after its first five calls (generic ones).
 \set home :DBNAME
 CREATE DATABASE ac_rollup_plans;
 \c ac_rollup_plans
@@ -130,54 +125,51 @@ INSERT INTO automation_core.batch (automation_id, name)
 	SELECT :'mpb', 'batch ' || lpad(b::text, 2, '0') FROM generate_series(1, 20) b;
 INSERT INTO automation_core.item (batch_id, sequence_number)
 	SELECT b.id, s FROM automation_core.batch b, generate_series(1, 500) s WHERE b.automation_id = :'mpb';
+-- Finish the items of batch execution be but its last (processing, then
+-- completed), take statistics, then finish the last one: which scans did
+-- that start, and what became of the batch execution and the run?
+CREATE FUNCTION pg_temp.finish_batch(be uuid)
+RETURNS TABLE (sequential_scans bigint, open_idx_scans bigint, batch_status text, run_status text)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+	last uuid;
+	seq0 bigint;
+	open0 bigint;
+BEGIN
+	UPDATE automation_core.item_execution SET status = 'processing' WHERE batch_execution_id = be;
+	SELECT id INTO last FROM automation_core.item_execution
+		WHERE batch_execution_id = be ORDER BY queue_position DESC LIMIT 1;
+	UPDATE automation_core.item_execution SET status = 'completed' WHERE batch_execution_id = be AND id <> last;
+	ANALYZE automation_core.item_execution;
+	seq0 := pg_stat_get_xact_numscans('automation_core.item_execution'::regclass);
+	open0 := pg_stat_get_xact_numscans('automation_core.item_execution_open_idx'::regclass);
+	UPDATE automation_core.item_execution SET status = 'completed' WHERE id = last;
+	RETURN QUERY SELECT
+		pg_stat_get_xact_numscans('automation_core.item_execution'::regclass) - seq0,
+		pg_stat_get_xact_numscans('automation_core.item_execution_open_idx'::regclass) - open0,
+		be_row.status::text, r.status::text
+	FROM automation_core.batch_execution be_row JOIN automation_core.run r ON r.id = be_row.run_id
+	WHERE be_row.id = be;
+END
+$$;
+
+-- 1. The run's other batch executions are still open. Both EXISTS of the
+-- old check (an open item of this batch execution; one not cancelled) were
+-- sequential scans expected to stop early.
 SELECT id AS mpb_run FROM automation_core.start_run(:'mpb') \gset
-SELECT id AS mpb_first FROM automation_core.batch_execution be
-	WHERE run_id = :'mpb_run' ORDER BY id LIMIT 1 \gset
-UPDATE automation_core.item_execution SET status = 'processing' WHERE batch_execution_id = :'mpb_first';
-SELECT id AS mpb_item FROM automation_core.item_execution
-	WHERE batch_execution_id = :'mpb_first' ORDER BY queue_position DESC LIMIT 1 \gset
+SELECT id AS mpb_be FROM automation_core.batch_execution WHERE run_id = :'mpb_run' ORDER BY id LIMIT 1 \gset
+SELECT * FROM pg_temp.finish_batch(:'mpb_be');
+
+-- 2. Every other batch execution of the run has finished: the run rolls up
+-- too. In both cases the open items' index is read twice: by the proof's
+-- walk, which finds nothing to lock (and walks no second time, as nothing
+-- was processing), and by the look for an open item.
+SELECT id AS mpb_run FROM automation_core.start_run(:'mpb') \gset
+SELECT id AS mpb_be FROM automation_core.batch_execution WHERE run_id = :'mpb_run' ORDER BY id DESC LIMIT 1 \gset
+UPDATE automation_core.item_execution SET status = 'processing'
+	WHERE run_id = :'mpb_run' AND batch_execution_id <> :'mpb_be';
 UPDATE automation_core.item_execution SET status = 'completed'
-	WHERE batch_execution_id = :'mpb_first' AND id <> :'mpb_item';
-ANALYZE automation_core.item_execution;
-BEGIN;
-SET LOCAL plan_cache_mode = force_generic_plan;
-SELECT pg_stat_get_xact_numscans('automation_core.item_execution'::regclass) AS seq_before \gset
-UPDATE automation_core.item_execution SET status = 'completed' WHERE id = :'mpb_item';
-SELECT pg_stat_get_xact_numscans('automation_core.item_execution'::regclass) - :seq_before AS sequential_scans;
-COMMIT;
-SELECT status FROM automation_core.batch_execution WHERE id = :'mpb_first';
-SELECT status FROM automation_core.run WHERE id = :'mpb_run';
+	WHERE run_id = :'mpb_run' AND batch_execution_id <> :'mpb_be';
+SELECT * FROM pg_temp.finish_batch(:'mpb_be');
 \c :home
 DROP DATABASE ac_rollup_plans;
-
--- 2. Every other batch execution of the run has finished, among the rows the
--- tests before left. Here EXISTS (an item of this batch execution not
--- cancelled) was a sequential scan expected to stop early, and it read
--- every row of every run.
-INSERT INTO automation_core.automation (name) VALUES ('many per batch') RETURNING id AS mpb \gset
-INSERT INTO automation_core.batch (automation_id, name)
-	SELECT :'mpb', 'batch ' || lpad(b::text, 2, '0') FROM generate_series(1, 20) b;
-INSERT INTO automation_core.item (batch_id, sequence_number)
-	SELECT b.id, s FROM automation_core.batch b, generate_series(1, 500) s WHERE b.automation_id = :'mpb';
-SELECT id AS mpb_run FROM automation_core.start_run(:'mpb') \gset
-SELECT id AS mpb_last FROM automation_core.batch_execution be
-	WHERE run_id = :'mpb_run' ORDER BY id DESC LIMIT 1 \gset
-UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = :'mpb_run';
-UPDATE automation_core.item_execution SET status = 'completed'
-	WHERE run_id = :'mpb_run' AND batch_execution_id <> :'mpb_last';
-SELECT id AS mpb_item FROM automation_core.item_execution
-	WHERE batch_execution_id = :'mpb_last' ORDER BY queue_position DESC LIMIT 1 \gset
-UPDATE automation_core.item_execution SET status = 'completed'
-	WHERE batch_execution_id = :'mpb_last' AND id <> :'mpb_item';
-ANALYZE automation_core.item_execution;
-BEGIN;
-SELECT pg_stat_get_xact_numscans('automation_core.item_execution'::regclass) AS seq_before,
-	   pg_stat_get_xact_numscans('automation_core.item_execution_open_idx'::regclass) AS open_before \gset
-UPDATE automation_core.item_execution SET status = 'completed' WHERE id = :'mpb_item';
--- and the open items' index is read twice: the proof's walk finds nothing
--- to lock (no second walk, as nothing was processing), the look finds none
-SELECT pg_stat_get_xact_numscans('automation_core.item_execution'::regclass) - :seq_before AS sequential_scans,
-	   pg_stat_get_xact_numscans('automation_core.item_execution_open_idx'::regclass) - :open_before AS open_idx_scans;
-COMMIT;
-SELECT status FROM automation_core.batch_execution WHERE id = :'mpb_last';
-SELECT status FROM automation_core.run WHERE id = :'mpb_run';

@@ -383,11 +383,12 @@ SQL
 	q -c "DROP TABLE bench_hb" >/dev/null
 	m=$(printf '%s\n' "${h[@]}" | median)
 	mf=$(printf '%s\n' "${hf[@]}" | median)
+	mw=$(printf '%s\n' "${hw[@]}" | median)
+	mfw=$(printf '%s\n' "${hfw[@]}" | median)
 	row "heartbeat of 1 of 1,000 processing items (calls/s)" "8 clients, synchronous_commit = off" \
 		"$(fmt "$mf")" "$(fmt "$m")" "$(ratio "$m" "$mf")" "report"
 	row "write-ahead log per heartbeat (bytes)" "8 clients, synchronous_commit = off" \
-		"$(fmt "$(printf '%s\n' "${hfw[@]}" | median)")" "$(fmt "$(printf '%s\n' "${hw[@]}" | median)")" \
-		"$(ratio "$(printf '%s\n' "${hw[@]}" | median)" "$(printf '%s\n' "${hfw[@]}" | median)")" "report"
+		"$(fmt "$mfw")" "$(fmt "$mw")" "$(ratio "$mw" "$mfw")" "report"
 fi
 
 ###########################################################################

@@ -40,7 +40,7 @@ COMMENT ON FUNCTION automation_core.guard_row() IS
 CREATE FUNCTION automation_core.after_insert_statement() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'ac_after_insert_statement' LANGUAGE C;
 COMMENT ON FUNCTION automation_core.after_insert_statement() IS
-	'AFTER INSERT STATEMENT trigger: the first history row of every inserted item execution';
+	'AFTER INSERT STATEMENT trigger: new executions only join a batch execution or run that has not ended; the first history row of every inserted item execution';
 
 CREATE FUNCTION automation_core.after_update_row() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'ac_after_update_row' LANGUAGE C;
@@ -343,6 +343,9 @@ CREATE TRIGGER guard_row BEFORE INSERT OR UPDATE ON automation_core.run_orchestr
 	FOR EACH ROW EXECUTE FUNCTION automation_core.guard_row();
 
 CREATE TRIGGER after_insert_statement AFTER INSERT ON automation_core.item_execution
+	REFERENCING NEW TABLE AS inserted
+	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.after_insert_statement();
+CREATE TRIGGER after_insert_statement AFTER INSERT ON automation_core.batch_execution
 	REFERENCING NEW TABLE AS inserted
 	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.after_insert_statement();
 

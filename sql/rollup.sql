@@ -98,6 +98,56 @@ SELECT ac_fixture('cx4', 1, 2) IS NOT NULL AS fixture;
 UPDATE automation_core.run SET status = 'cancelled' WHERE id = ac_run('cx4');
 SELECT ac_state('cx4');
 
+-- Executions join only a batch execution or run that has not ended, by
+-- INSERT or COPY alike; one still open waits for what joins it.
+SELECT ac_fixture('jn1', 2, 1) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('jn1');
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('jn1', 1);
+INSERT INTO automation_core.item (batch_id, sequence_number)
+SELECT be.batch_id, 10 + b.n FROM automation_core.batch_execution be,
+	LATERAL (SELECT substr(name, 7)::int AS n FROM automation_core.batch WHERE id = be.batch_id) b
+WHERE be.run_id = ac_run('jn1');
+SELECT ac_state('jn1');
+CREATE FUNCTION pg_temp.join_sql(corr text, seqs int[]) RETURNS text
+LANGUAGE sql AS $f$
+	SELECT format($$INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id)
+		SELECT be.run_id, be.id, i.id FROM automation_core.batch_execution be
+		JOIN automation_core.item i ON i.batch_id = be.batch_id
+		WHERE be.run_id = %L AND i.sequence_number = ANY (%L)$$, ac_run(corr), seqs)
+$f$;
+-- into the batch execution that has completed: refused
+SELECT ac_try(pg_temp.join_sql('jn1', '{11}'), true);
+SELECT ac_try(format($f$COPY automation_core.item_execution (run_id, batch_execution_id, item_id) FROM PROGRAM 'printf "%s\t%s\t%s\n"'$f$,
+	ac_run('jn1'), ac_be('jn1', 1), (SELECT id FROM automation_core.item WHERE sequence_number = 11 AND batch_id =
+		(SELECT batch_id FROM automation_core.batch_execution WHERE id = ac_be('jn1', 1)))), true);
+-- one statement into both: refused as a whole
+SELECT ac_try(pg_temp.join_sql('jn1', '{11,12}'), true);
+SELECT ac_state('jn1');
+-- into the open one: it stays open until the new item ends too
+SELECT ac_try(pg_temp.join_sql('jn1', '{12}'));
+SELECT count(*) AS history_rows FROM automation_core.item_state_history WHERE item_execution_id = ac_ie('jn1', 12);
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('jn1', 2);
+SELECT ac_state('jn1');
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('jn1', 12);
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('jn1', 12);
+SELECT ac_state('jn1');
+-- a batch execution into the run that has completed: refused
+INSERT INTO automation_core.batch (automation_id, name)
+SELECT automation_id, 'batch 3' FROM automation_core.run WHERE id = ac_run('jn1');
+SELECT ac_try(format($$INSERT INTO automation_core.batch_execution (run_id, batch_id)
+	SELECT r.id, b.id FROM automation_core.run r JOIN automation_core.batch b ON b.automation_id = r.automation_id
+	WHERE r.id = %L AND b.name = 'batch 3'$$, ac_run('jn1')), true);
+-- and into a cancelled run
+SELECT ac_fixture('jn2', 1, 1) IS NOT NULL AS fixture;
+UPDATE automation_core.run SET status = 'cancelled' WHERE id = ac_run('jn2');
+INSERT INTO automation_core.batch (automation_id, name)
+SELECT automation_id, 'batch 2' FROM automation_core.run WHERE id = ac_run('jn2');
+SELECT ac_try(format($$INSERT INTO automation_core.batch_execution (run_id, batch_id)
+	SELECT r.id, b.id FROM automation_core.run r JOIN automation_core.batch b ON b.automation_id = r.automation_id
+	WHERE r.id = %L AND b.name = 'batch 2'$$, ac_run('jn2')), true);
+-- an INSERT ... ON CONFLICT DO NOTHING that adds nothing is not refused
+SELECT ac_try(pg_temp.join_sql('jn1', '{1}') || ' ON CONFLICT DO NOTHING');
+
 -- The proof that a finisher is not the last goes through
 -- item_execution_open_idx; renamed away, the same roll-up is done by query
 ALTER INDEX automation_core.item_execution_open_idx RENAME TO item_execution_open_idx_renamed;

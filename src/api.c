@@ -607,12 +607,6 @@ ac_fail(PG_FUNCTION_ARGS)
 							  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4), "fail"));
 }
 
-static int
-uuid_bytes_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, UUID_LEN);
-}
-
 /* Length of a one-dimensional array argument, or -1 when it is NULL */
 static int
 array_arg_length(FunctionCallInfo fcinfo, int argno, const char *what)
@@ -676,7 +670,7 @@ ac_complete_many(PG_FUNCTION_ARGS)
 					 errmsg("item_execution_ids must not contain nulls")));
 		memcpy(&sorted[i], DatumGetUUIDP(id_datums[i]), UUID_LEN);
 	}
-	qsort(sorted, nids, sizeof(pg_uuid_t), uuid_bytes_cmp);
+	qsort(sorted, nids, sizeof(pg_uuid_t), ac_uuid_cmp);
 	for (i = 1; i < nids; i++)
 		if (memcmp(&sorted[i - 1], &sorted[i], UUID_LEN) == 0)
 			ereport(ERROR,
@@ -708,14 +702,14 @@ ac_complete_many(PG_FUNCTION_ARGS)
 			memcpy(&done[j], DatumGetUUIDP(item_row_attr(j, id_att, tupdesc, &isnull)),
 				   UUID_LEN);
 		}
-		qsort(done, n, sizeof(pg_uuid_t), uuid_bytes_cmp);
+		qsort(done, n, sizeof(pg_uuid_t), ac_uuid_cmp);
 		for (i = 0; i < nids; i++)
 		{
 			bool		has_attempt = false;
 			int32		attempt = 0;
 
 			if (n > 0 && bsearch(DatumGetUUIDP(id_datums[i]), done, n,
-								 sizeof(pg_uuid_t), uuid_bytes_cmp) != NULL)
+								 sizeof(pg_uuid_t), ac_uuid_cmp) != NULL)
 				continue;
 			if (attempts != NULL)
 			{

@@ -803,21 +803,29 @@ ac_guard_row(PG_FUNCTION_ARGS)
 }
 
 /*
- * AFTER INSERT ... FOR EACH STATEMENT on item_execution, with the inserted
- * rows as a transition table: the first history row (NULL -> pending) of
- * each. Reading the transition table once costs less than an AFTER ROW
- * event per row, and only rows that were really inserted are in it (not
- * those an ON CONFLICT clause skipped).
+ * AFTER INSERT ... FOR EACH STATEMENT on item_execution and batch_execution,
+ * with the inserted rows as a transition table. Only rows that were really
+ * inserted are in it (not those an ON CONFLICT clause skipped), and reading
+ * it once costs less than an AFTER ROW event per row.
+ *
+ * The parents the rows joined (batch executions, or runs) must not have
+ * ended: see ac_require_open_parents. Then every new item execution gets
+ * its first history row (NULL -> pending).
  */
 Datum
 ac_after_insert_statement(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
+	AcTable		table;
 	TupleDesc	desc;
 	TupleTableSlot *slot;
 	AttrNumber	id_att;
 	AttrNumber	status_att;
 	AttrNumber	by_att;
+	AttrNumber	parent_att;
+	pg_uuid_t  *parents;
+	int			nparents = 0;
+	int			maxparents = 8;
 	char	   *actor = NULL;
 	MemoryContext rowcxt;
 	MemoryContext oldcxt;
@@ -827,18 +835,49 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("after_insert_statement: not called by trigger manager")));
 	td = (TriggerData *) fcinfo->context;
+	table = ac_table_of(RelationGetRelid(td->tg_relation));
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL ||
-		ac_table_of(RelationGetRelid(td->tg_relation)) != AC_T_ITEM_EXECUTION)
+		(table != AC_T_ITEM_EXECUTION && table != AC_T_BATCH_EXECUTION))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("after_insert_statement: must be fired after INSERT on automation_core.item_execution, for each statement, with a NEW TABLE")));
+				 errmsg("after_insert_statement: must be fired after INSERT on automation_core.item_execution or automation_core.batch_execution, for each statement, with a NEW TABLE")));
 
 	desc = RelationGetDescr(td->tg_relation);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	parent_att = ac_attnum(table, table == AC_T_ITEM_EXECUTION ? AC_C_BATCH_EXECUTION_ID : AC_C_RUN_ID);
+
+	/* the distinct parents; rows usually come grouped by parent */
+	parents = palloc(maxparents * sizeof(pg_uuid_t));
+	tuplestore_rescan(td->tg_newtable);
+	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
+	{
+		bool		isnull;
+		Datum		p = slot_getattr(slot, parent_att, &isnull);
+
+		if (isnull || (nparents > 0 &&
+					   memcmp(&parents[nparents - 1], DatumGetUUIDP(p), sizeof(pg_uuid_t)) == 0))
+			continue;
+		if (nparents == maxparents)
+		{
+			maxparents *= 2;
+			parents = repalloc(parents, maxparents * sizeof(pg_uuid_t));
+		}
+		memcpy(&parents[nparents++], DatumGetUUIDP(p), sizeof(pg_uuid_t));
+	}
+	nparents = ac_uuid_sort_unique(parents, nparents);
+	ac_require_open_parents(table, parents, nparents);
+	pfree(parents);
+
+	if (table != AC_T_ITEM_EXECUTION)
+	{
+		ExecDropSingleTupleTableSlot(slot);
+		return PointerGetDatum(NULL);
+	}
+
 	id_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID);
 	status_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS);
 	by_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_CREATED_BY);
-	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "automation_core history rows",
 								   ALLOCSET_SMALL_SIZES);
 	tuplestore_rescan(td->tg_newtable);

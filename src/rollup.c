@@ -164,6 +164,21 @@ static AcPlan p_cascade_batch = {
 	"WHERE batch_execution_id = $1 AND " OPEN_ITEM, 1, {UUIDOID}
 };
 
+/*
+ * A new execution may only join a batch execution or run that has not
+ * ended. The INSERT's foreign-key check locks the parent FOR KEY SHARE,
+ * which does not conflict with the FOR NO KEY UPDATE that the roll-up and
+ * the cancellation take before they decide; so the parent is locked FOR
+ * SHARE, which does, and its status read at the locked version.
+ */
+static AcPlan p_share_batch = {
+	"SELECT status FROM automation_core.batch_execution WHERE id = $1 FOR SHARE",
+	1, {UUIDOID}
+};
+static AcPlan p_share_run = {
+	"SELECT status FROM automation_core.run WHERE id = $1 FOR SHARE", 1, {UUIDOID}
+};
+
 static bool
 result_bool(int col)
 {
@@ -507,6 +522,47 @@ rollup_drain(void)
 				run_check(id);
 				break;
 		}
+	}
+	ac_spi_finish();
+}
+
+/*
+ * Refuse item executions added to a batch execution that has ended, and
+ * batch executions added to a run that has ended (child: the table rows
+ * were inserted into; parents: their distinct parent ids, sorted, so that
+ * two inserts lock shared parents in one order). Called at the end of the
+ * INSERT. A roll-up or cancellation that locks the parent after this waits
+ * for the insert to commit and then sees the new rows; one that locked it
+ * first has ended the parent by the time this lock is granted, and the
+ * insert fails here.
+ */
+void
+ac_require_open_parents(AcTable child, const pg_uuid_t *parents, int n)
+{
+	AcPlan	   *plan = child == AC_T_ITEM_EXECUTION ? &p_share_batch : &p_share_run;
+	int			i;
+
+	ac_spi_connect();
+	for (i = 0; i < n; i++)
+	{
+		Datum		id = UUIDPGetDatum(&parents[i]);
+		AcStatus	st;
+
+		ac_plan_exec(plan, &id, NULL, true, 1);
+		if (SPI_processed == 0)
+			continue;			/* gone: the foreign key has said so */
+		st = result_status();
+		if (ac_status_is_terminal(st))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg(child == AC_T_ITEM_EXECUTION ?
+							"cannot add an item execution to a batch execution that has ended" :
+							"cannot add a batch execution to a run that has ended"),
+					 errdetail(child == AC_T_ITEM_EXECUTION ?
+							   "batch execution %s is %s." : "run %s is %s.",
+							   DatumGetCString(DirectFunctionCall1(uuid_out, id)),
+							   ac_status_name(st)),
+					 errhint("Start a new run to execute it.")));
 	}
 	ac_spi_finish();
 }

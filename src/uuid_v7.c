@@ -2,7 +2,7 @@
  *
  * uuid_v7.c
  *		Time-ordered UUIDs (RFC 9562 version 7) for the rows start_run
- *		creates.
+ *		creates, and the byte order that C code sorts uuids by.
  *
  *		Layout: 48 bits of Unix time in milliseconds, the version (7), 12
  *		bits of the millisecond's fraction in 1/4096ths (RFC 9562 section
@@ -94,4 +94,27 @@ ac_uuid_v7(PG_FUNCTION_ARGS)
 
 	uuid_v7_fill(u);
 	PG_RETURN_UUID_P(u);
+}
+
+/* uuid's own order (uuid_cmp compares the bytes), for qsort and bsearch */
+int
+ac_uuid_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, UUID_LEN);
+}
+
+/* Sorts ids and removes repeats; returns how many distinct ones are left */
+int
+ac_uuid_sort_unique(pg_uuid_t *ids, int n)
+{
+	int			kept = 0;
+	int			i;
+
+	if (n < 2)
+		return n;
+	qsort(ids, n, sizeof(pg_uuid_t), ac_uuid_cmp);
+	for (i = 1; i < n; i++)
+		if (memcmp(&ids[i], &ids[kept], UUID_LEN) != 0)
+			ids[++kept] = ids[i];
+	return kept + 1;
 }

@@ -148,6 +148,17 @@ static AcPlan p_complete_many = BY_ID_PLAN(
 	"AND (u.attempt IS NULL OR ie.attempt_count OPERATOR(pg_catalog.=) u.attempt) "
 	"RETURNING ie",
 	4, UUIDARRAYOID, JSONBARRAYOID, INT4ARRAYOID, AC_TYPE_STATUS);
+/*
+ * complete_many locks its rows first, in the order of their ids, as
+ * cancel_run does: two calls that wait for each other's rows then wait in
+ * one order instead of deadlocking. The UPDATE's own order is the plan's
+ * (array order, or the table's for a small one). The lock taken here is the
+ * one the UPDATE's row trigger would take anyway, so no more is written.
+ */
+static AcPlan p_lock_many = BY_ID_PLAN(
+	"SELECT 1 FROM " IE " WHERE id OPERATOR(pg_catalog.=) ANY ($1) "
+	"ORDER BY id FOR NO KEY UPDATE",
+	1, UUIDARRAYOID);
 static AcPlan p_fail = BY_ID_PLAN(
 	"UPDATE " IE " ie SET "
 	"  status = CASE WHEN $3 AND max_attempts IS NOT NULL AND attempt_count < max_attempts "
@@ -169,12 +180,12 @@ static AcPlan p_run_state = {
 };
 static AcPlan p_lock_run_items = {
 	"SELECT 1 FROM " IE " WHERE run_id = $1 "
-	"AND status IN ('pending', 'processing', 'retrying') FOR NO KEY UPDATE",
+	"AND status IN ('pending', 'processing', 'retrying') ORDER BY id FOR NO KEY UPDATE",
 	1, {UUIDOID}
 };
 static AcPlan p_lock_run_batches = {
 	"SELECT 1 FROM automation_core.batch_execution WHERE run_id = $1 "
-	"AND status IN ('pending', 'processing') FOR NO KEY UPDATE",
+	"AND status IN ('pending', 'processing') ORDER BY id FOR NO KEY UPDATE",
 	1, {UUIDOID}
 };
 static AcPlan p_cancel_run = {
@@ -685,6 +696,7 @@ ac_complete_many(PG_FUNCTION_ARGS)
 	require_processing(&p_complete_many, args, nulls);
 
 	ac_spi_connect();
+	ac_plan_exec(&p_lock_many, args, nulls, false, 0);
 	ac_plan_exec_for_caller(&p_complete_many, args, nulls, 0);
 	if (SPI_processed < (uint64) nids)
 	{
@@ -741,7 +753,8 @@ ac_complete_many(PG_FUNCTION_ARGS)
  * executions first, then its batch executions, then updates the run, whose
  * trigger cascades. Workers lock in the same order (item, then batch
  * execution, then run), so a cancel racing the last completions of a run
- * waits for them instead of deadlocking.
+ * waits for them instead of deadlocking. Items and batch executions are
+ * locked in the order of their ids, as complete_many locks its items.
  */
 Datum
 ac_cancel_run(PG_FUNCTION_ARGS)

@@ -234,6 +234,7 @@ SELECT automation_core.register_consumer('all', true);
 SELECT count(*) AS tail_sees FROM automation_core.next_events('tail');
 SELECT (SELECT count(*) FROM automation_core.next_events('all', 100000)) =
 	   (SELECT count(*) FROM automation_core.event) AS all_sees_everything;
+-- b1 of r7 was started only in the savepoint rolled back above: it starts now
 SELECT pg_temp.set_item('r7', 'b1', 0, 'processing');
 SELECT pg_temp.set_item('r7', 'b1', 1, 'processing');
 SELECT pg_temp.settle();

@@ -148,6 +148,48 @@ SELECT ac_try(format($$INSERT INTO automation_core.batch_execution (run_id, batc
 -- an INSERT ... ON CONFLICT DO NOTHING that adds nothing is not refused
 SELECT ac_try(pg_temp.join_sql('jn1', '{1}') || ' ON CONFLICT DO NOTHING');
 
+-- Subtransactions. A trigger of the application's with a BEGIN ... EXCEPTION
+-- block that runs a statement on item_execution and then fails: the work
+-- the outer statement has noted is not done (and lost) inside that block.
+SELECT ac_fixture('sx1', 1, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('sx1');
+CREATE FUNCTION pg_temp.catch_all() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	BEGIN
+		UPDATE automation_core.item_execution SET worker = 'nobody' WHERE false;
+		RAISE EXCEPTION 'caught below';
+	EXCEPTION WHEN OTHERS THEN
+		NULL;
+	END;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER zz_catch_all AFTER UPDATE ON automation_core.item_execution
+	FOR EACH ROW WHEN (NEW.status = 'completed') EXECUTE FUNCTION pg_temp.catch_all();
+UPDATE automation_core.item_execution SET status = 'completed' WHERE run_id = ac_run('sx1');
+DROP TRIGGER zz_catch_all ON automation_core.item_execution;
+SELECT ac_state('sx1');
+-- A batch execution started in a subtransaction that rolled back is still
+-- pending: the next item to start moves it to processing.
+SELECT ac_fixture('sx2', 1, 2) IS NOT NULL AS fixture;
+BEGIN;
+SAVEPOINT s;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('sx2', 1);
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT ac_state('sx2');
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('sx2', 1);
+SELECT ac_state('sx2');
+-- Work noted by a statement that failed in a subtransaction (here after its
+-- rows were changed, in RETURNING) is not done by the next statement.
+SELECT ac_fixture('sx3', 1, 2) IS NOT NULL AS fixture;
+BEGIN;
+SELECT ac_try($$UPDATE automation_core.item_execution SET status = 'processing'
+	WHERE id = ac_ie('sx3', 1) RETURNING 1 / (version - version)$$);
+UPDATE automation_core.item_execution SET worker = 'nobody' WHERE id = ac_ie('sx3', 2);
+COMMIT;
+SELECT ac_state('sx3');
+
 -- The proof that a finisher is not the last goes through
 -- item_execution_open_idx; renamed away, the same roll-up is done by query
 ALTER INDEX automation_core.item_execution_open_idx RENAME TO item_execution_open_idx_renamed;

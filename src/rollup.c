@@ -57,11 +57,27 @@
 PG_FUNCTION_INFO_V1(ac_after_statement);
 PG_FUNCTION_INFO_V1(ac_after_update_row);
 
+/*
+ * Work noted, and batch executions seen leaving pending, carry the
+ * (sub)transaction nesting level that noted them. A subtransaction that
+ * aborts takes its own with it; one that commits hands them to its parent.
+ * A drain does only the work of its own level and deeper: work noted by an
+ * outer statement still running waits for that statement's end, so that a
+ * subtransaction that drains and then aborts (a BEGIN ... EXCEPTION block
+ * in a trigger, say) cannot take that work with it.
+ */
 typedef struct RollupEntry
 {
 	AcRollupKind kind;
+	int			level;
 	pg_uuid_t	id;
 } RollupEntry;
+
+typedef struct StartedEntry
+{
+	int			level;
+	pg_uuid_t	id;
+} StartedEntry;
 
 /* Work noted in this transaction, in TopTransactionContext */
 static RollupEntry *pending = NULL;
@@ -72,7 +88,7 @@ static int	maxpending = 0;
 static HTAB *started_batches = NULL;
 
 /* Seen started in this transaction; added to started_batches at commit */
-static pg_uuid_t *seen_started = NULL;
+static StartedEntry *seen_started = NULL;
 static int	nseen = 0;
 static int	maxseen = 0;
 
@@ -228,6 +244,7 @@ ac_rollup_note(AcRollupKind kind, Datum id)
 		maxpending = newmax;
 	}
 	pending[npending].kind = kind;
+	pending[npending].level = GetCurrentTransactionNestLevel();
 	memcpy(&pending[npending].id, u, sizeof(pg_uuid_t));
 	npending++;
 }
@@ -240,12 +257,13 @@ remember_started(pg_uuid_t *u)
 		int			newmax = maxseen == 0 ? 8 : maxseen * 2;
 
 		if (seen_started == NULL)
-			seen_started = MemoryContextAlloc(TopTransactionContext, newmax * sizeof(pg_uuid_t));
+			seen_started = MemoryContextAlloc(TopTransactionContext, newmax * sizeof(StartedEntry));
 		else
-			seen_started = repalloc(seen_started, newmax * sizeof(pg_uuid_t));
+			seen_started = repalloc(seen_started, newmax * sizeof(StartedEntry));
 		maxseen = newmax;
 	}
-	memcpy(&seen_started[nseen++], u, sizeof(pg_uuid_t));
+	seen_started[nseen].level = GetCurrentTransactionNestLevel();
+	memcpy(&seen_started[nseen++].id, u, sizeof(pg_uuid_t));
 }
 
 static void
@@ -498,13 +516,22 @@ ac_rollup_run_pending(void)
 static void
 rollup_drain(void)
 {
-	ac_spi_connect();
-	while (npending > 0)
-	{
-		RollupEntry e = pending[0];
-		Datum		id = UUIDPGetDatum(&e.id);
+	int			level = GetCurrentTransactionNestLevel();
 
-		memmove(&pending[0], &pending[1], (npending - 1) * sizeof(RollupEntry));
+	ac_spi_connect();
+	for (;;)
+	{
+		RollupEntry e;
+		Datum		id;
+		int			i;
+
+		for (i = 0; i < npending && pending[i].level < level; i++)
+			;
+		if (i == npending)
+			break;
+		e = pending[i];
+		id = UUIDPGetDatum(&e.id);
+		memmove(&pending[i], &pending[i + 1], (npending - i - 1) * sizeof(RollupEntry));
 		npending--;
 
 		switch (e.kind)
@@ -667,7 +694,7 @@ rollup_xact_callback(XactEvent event, void *arg)
 				}
 				else
 					for (i = 0; i < nseen; i++)
-						(void) hash_search(started_batches, &seen_started[i], HASH_ENTER, NULL);
+						(void) hash_search(started_batches, &seen_started[i].id, HASH_ENTER, NULL);
 			}
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
@@ -684,8 +711,44 @@ rollup_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+static void
+rollup_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+	int			i;
+	int			n;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	level = GetCurrentTransactionNestLevel();
+	for (i = 0, n = 0; i < npending; i++)
+	{
+		if (pending[i].level >= level)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+				continue;
+			pending[i].level = level - 1;
+		}
+		pending[n++] = pending[i];
+	}
+	npending = n;
+	for (i = 0, n = 0; i < nseen; i++)
+	{
+		if (seen_started[i].level >= level)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+				continue;
+			seen_started[i].level = level - 1;
+		}
+		seen_started[n++] = seen_started[i];
+	}
+	nseen = n;
+}
+
 void
 ac_rollup_init(void)
 {
 	RegisterXactCallback(rollup_xact_callback, NULL);
+	RegisterSubXactCallback(rollup_subxact_callback, NULL);
 }

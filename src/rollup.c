@@ -73,12 +73,6 @@ typedef struct RollupEntry
 	pg_uuid_t	id;
 } RollupEntry;
 
-typedef struct StartedEntry
-{
-	int			level;
-	pg_uuid_t	id;
-} StartedEntry;
-
 /* Work noted in this transaction, in TopTransactionContext */
 static RollupEntry *pending = NULL;
 static int	npending = 0;
@@ -88,7 +82,7 @@ static int	maxpending = 0;
 static HTAB *started_batches = NULL;
 
 /* Seen started in this transaction; added to started_batches at commit */
-static StartedEntry *seen_started = NULL;
+static RollupEntry *seen_started = NULL;	/* kind: AC_ROLLUP_BATCH_START */
 static int	nseen = 0;
 static int	maxseen = 0;
 
@@ -257,11 +251,12 @@ remember_started(pg_uuid_t *u)
 		int			newmax = maxseen == 0 ? 8 : maxseen * 2;
 
 		if (seen_started == NULL)
-			seen_started = MemoryContextAlloc(TopTransactionContext, newmax * sizeof(StartedEntry));
+			seen_started = MemoryContextAlloc(TopTransactionContext, newmax * sizeof(RollupEntry));
 		else
-			seen_started = repalloc(seen_started, newmax * sizeof(StartedEntry));
+			seen_started = repalloc(seen_started, newmax * sizeof(RollupEntry));
 		maxseen = newmax;
 	}
+	seen_started[nseen].kind = AC_ROLLUP_BATCH_START;
 	seen_started[nseen].level = GetCurrentTransactionNestLevel();
 	memcpy(&seen_started[nseen++].id, u, sizeof(pg_uuid_t));
 }
@@ -711,39 +706,41 @@ rollup_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * At the end of the subtransaction at this level: drop its entries (abort)
+ * or hand them to its parent (commit). Returns how many entries are left.
+ */
+static int
+settle_entries(RollupEntry *entries, int n, int level, bool abort)
+{
+	int			i;
+	int			kept = 0;
+
+	for (i = 0; i < n; i++)
+	{
+		if (entries[i].level >= level)
+		{
+			if (abort)
+				continue;
+			entries[i].level = level - 1;
+		}
+		entries[kept++] = entries[i];
+	}
+	return kept;
+}
+
 static void
 rollup_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						SubTransactionId parentSubid, void *arg)
 {
 	int			level;
-	int			i;
-	int			n;
+	bool		abort = event == SUBXACT_EVENT_ABORT_SUB;
 
-	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+	if (event != SUBXACT_EVENT_COMMIT_SUB && !abort)
 		return;
 	level = GetCurrentTransactionNestLevel();
-	for (i = 0, n = 0; i < npending; i++)
-	{
-		if (pending[i].level >= level)
-		{
-			if (event == SUBXACT_EVENT_ABORT_SUB)
-				continue;
-			pending[i].level = level - 1;
-		}
-		pending[n++] = pending[i];
-	}
-	npending = n;
-	for (i = 0, n = 0; i < nseen; i++)
-	{
-		if (seen_started[i].level >= level)
-		{
-			if (event == SUBXACT_EVENT_ABORT_SUB)
-				continue;
-			seen_started[i].level = level - 1;
-		}
-		seen_started[n++] = seen_started[i];
-	}
-	nseen = n;
+	npending = settle_entries(pending, npending, level, abort);
+	nseen = settle_entries(seen_started, nseen, level, abort);
 }
 
 void

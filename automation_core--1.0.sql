@@ -47,6 +47,11 @@ CREATE FUNCTION automation_core.after_update_row() RETURNS trigger
 COMMENT ON FUNCTION automation_core.after_update_row() IS
 	'AFTER UPDATE ROW trigger: cancellation cascades';
 
+CREATE FUNCTION automation_core.after_delete_row() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_after_delete_row' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.after_delete_row() IS
+	'AFTER DELETE ROW trigger: an open item or batch execution deleted may leave its batch execution or run with nothing open';
+
 CREATE FUNCTION automation_core.after_statement() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'ac_after_statement' LANGUAGE C;
 COMMENT ON FUNCTION automation_core.after_statement() IS
@@ -354,9 +359,16 @@ CREATE TRIGGER after_update_row AFTER UPDATE OF status ON automation_core.run
 CREATE TRIGGER after_update_row AFTER UPDATE OF status ON automation_core.batch_execution
 	FOR EACH ROW EXECUTE FUNCTION automation_core.after_update_row();
 
-CREATE TRIGGER after_statement AFTER INSERT OR UPDATE ON automation_core.item_execution
+CREATE TRIGGER after_delete_row AFTER DELETE ON automation_core.item_execution
+	FOR EACH ROW WHEN (OLD.status IN ('pending', 'processing', 'retrying'))
+	EXECUTE FUNCTION automation_core.after_delete_row();
+CREATE TRIGGER after_delete_row AFTER DELETE ON automation_core.batch_execution
+	FOR EACH ROW WHEN (OLD.status IN ('pending', 'processing'))
+	EXECUTE FUNCTION automation_core.after_delete_row();
+
+CREATE TRIGGER after_statement AFTER INSERT OR UPDATE OR DELETE ON automation_core.item_execution
 	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.after_statement();
-CREATE TRIGGER after_statement AFTER INSERT OR UPDATE ON automation_core.batch_execution
+CREATE TRIGGER after_statement AFTER INSERT OR UPDATE OR DELETE ON automation_core.batch_execution
 	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.after_statement();
 
 CREATE TRIGGER history_guard BEFORE INSERT OR UPDATE OR DELETE ON automation_core.item_state_history

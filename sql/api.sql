@@ -276,5 +276,22 @@ SELECT pg_stat_get_xact_tuples_hot_updated('item_execution'::regclass) - :hot0 A
 COMMIT;
 ALTER TABLE item_execution RESET (fillfactor);
 
+-- an inactive item execution is not claimed: it is paused, and its batch
+-- execution waits for it; active again, it is claimed and the run ends
+SELECT id AS run10 FROM start_run(:'automation') \gset
+UPDATE item_execution SET is_active = false
+WHERE id = (SELECT id FROM item_execution WHERE run_id = :'run10' ORDER BY queue_position LIMIT 1)
+RETURNING id AS paused \gset
+SELECT count(*) AS claimed, bool_or(c.id = :'paused') AS paused_claimed
+FROM claim(:'run10', 'w', 100) c;
+SELECT count(*) AS completed FROM item_execution x, LATERAL complete(x.id) c
+WHERE x.run_id = :'run10' AND x.status = 'processing';
+SELECT be.status AS batch, r.status AS run FROM batch_execution be JOIN run r ON r.id = be.run_id
+WHERE r.id = :'run10' ORDER BY be.created_at, be.id;
+UPDATE item_execution SET is_active = true WHERE id = :'paused';
+SELECT c.id = :'paused' AS resumed FROM claim(:'run10', 'w', 100) c;
+SELECT status FROM complete(:'paused');
+SELECT status FROM run WHERE id = :'run10';
+
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

@@ -126,3 +126,29 @@ SELECT c.conrelid::regclass AS tbl,
 FROM pg_constraint c
 WHERE c.contype = 'f' AND c.connamespace = 'automation_core'::regnamespace
 ORDER BY c.conrelid::regclass::text, 2;
+
+-- the trigger functions refuse to run where they were not meant to: on
+-- another table, at another time or for another event
+CREATE TABLE public.not_ours (id uuid, status text);
+CREATE FUNCTION pg_temp.misfire(fn text, how text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	r text;
+BEGIN
+	EXECUTE format('CREATE TRIGGER misfire %s ON public.not_ours EXECUTE FUNCTION automation_core.%I()', how, fn);
+	r := ac_try($q$INSERT INTO public.not_ours VALUES (gen_random_uuid(), 'pending')$q$);
+	DROP TRIGGER misfire ON public.not_ours;
+	RETURN r;
+END
+$$;
+SELECT fn, pg_temp.misfire(fn, how)
+FROM (VALUES ('guard_row', 'BEFORE INSERT'), ('payload_check', 'BEFORE INSERT'),
+			 ('schema_check', 'BEFORE INSERT'), ('history_guard', 'BEFORE INSERT'),
+			 ('event_guard', 'BEFORE INSERT'), ('after_statement', 'AFTER INSERT'),
+			 ('after_update_row', 'AFTER INSERT'), ('after_delete_row', 'AFTER INSERT'),
+			 ('after_insert_statement', 'AFTER INSERT')) AS f(fn, how);
+-- the right table, the wrong event or level
+CREATE TRIGGER misfire AFTER UPDATE ON automation_core.engine
+	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.guard_row();
+SELECT ac_try($$UPDATE automation_core.engine SET type = type$$);
+DROP TRIGGER misfire ON automation_core.engine;
+DROP TABLE public.not_ours;

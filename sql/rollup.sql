@@ -148,6 +148,26 @@ SELECT ac_try(format($$INSERT INTO automation_core.batch_execution (run_id, batc
 -- an INSERT ... ON CONFLICT DO NOTHING that adds nothing is not refused
 SELECT ac_try(pg_temp.join_sql('jn1', '{1}') || ' ON CONFLICT DO NOTHING');
 
+-- Deleting open executions: what is left rolls up, as if they had ended.
+SELECT ac_fixture('dl1', 2, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('dl1', 1);
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('dl1', 1);
+DELETE FROM automation_core.item_execution WHERE id = ac_ie('dl1', 2);
+SELECT ac_state('dl1');
+DELETE FROM automation_core.batch_execution WHERE id = ac_be('dl1', 2);
+SELECT ac_state('dl1');
+-- a batch execution none of whose items ended, all deleted: cancelled
+SELECT ac_fixture('dl2', 1, 2) IS NOT NULL AS fixture;
+DELETE FROM automation_core.item_execution WHERE run_id = ac_run('dl2');
+SELECT ac_state('dl2');
+-- deleting finished rows changes nothing; deleting whole runs works
+SELECT ac_fixture('dl3', 1, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('dl3');
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('dl3', 1);
+DELETE FROM automation_core.item_execution WHERE id = ac_ie('dl3', 1);
+SELECT ac_state('dl3');
+SELECT ac_try(format('DELETE FROM automation_core.run WHERE id IN (%L, %L)', ac_run('dl1'), ac_run('dl3')));
+
 -- Subtransactions. A trigger of the application's with a BEGIN ... EXCEPTION
 -- block that runs a statement on item_execution and then fails: the work
 -- the outer statement has noted is not done (and lost) inside that block.

@@ -14,6 +14,7 @@
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "fmgr.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -97,6 +98,25 @@ extern bool ac_transition_allowed(AcTable table, AcStatus from, AcStatus to);
 extern bool ac_status_is_terminal(AcStatus s);
 extern bool ac_status_is_open(AcStatus s);
 extern const char *ac_status_name(AcStatus s);
+
+/*
+ * trigger_call.c: the trigger data of a call from the trigger manager fired
+ * as the function expects, else an error saying how it must be fired.
+ * fired: the AC_TRIG_* bits of every timing, level and event allowed;
+ * tables: the AC_TABLE_BIT of every table allowed, or 0 for any.
+ */
+#define AC_TRIG_BEFORE		0x01
+#define AC_TRIG_AFTER		0x02
+#define AC_TRIG_ROW			0x04
+#define AC_TRIG_STATEMENT	0x08
+#define AC_TRIG_INSERT		0x10
+#define AC_TRIG_UPDATE		0x20
+#define AC_TRIG_DELETE		0x40
+#define AC_TRIG_TRUNCATE	0x80
+#define AC_TABLE_BIT(t)		((uint32) 1 << (t))
+struct TriggerData;
+extern struct TriggerData *ac_trigger_call(FunctionCallInfo fcinfo, const char *fname,
+										   int fired, uint32 tables, const char *expected);
 
 /* catalog.c: OIDs and attribute numbers, cached and invalidated */
 extern Oid	ac_schema_oid(void);

@@ -34,15 +34,10 @@ ac_event_guard(PG_FUNCTION_ARGS)
 	TriggerData *td;
 	const char *what;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("event_guard: not called by trigger manager")));
-	td = (TriggerData *) fcinfo->context;
-	if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("event_guard: must be fired before the statement")));
+	td = ac_trigger_call(fcinfo, "event_guard",
+						 AC_TRIG_BEFORE | AC_TRIG_STATEMENT |
+						 AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE | AC_TRIG_TRUNCATE,
+						 AC_TABLE_BIT(AC_T_EVENT), "before the statement on automation_core.event");
 
 	if (TRIGGER_FIRED_BY_DELETE(td->tg_event) && ac_event_purging)
 		return PointerGetDatum(NULL);

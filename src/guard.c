@@ -709,23 +709,6 @@ after_status_change(GuardCtx *g, HeapTuple final, AcStatus from, AcStatus to)
 	}
 }
 
-static void
-check_trigger_call(FunctionCallInfo fcinfo, const char *fname, bool before)
-{
-	TriggerData *td;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s: not called by trigger manager", fname)));
-	td = (TriggerData *) fcinfo->context;
-	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		(before ? !TRIGGER_FIRED_BEFORE(td->tg_event) : !TRIGGER_FIRED_AFTER(td->tg_event)))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s: must be fired %s, for each row", fname, before ? "before" : "after")));
-}
-
 Datum
 ac_guard_row(PG_FUNCTION_ARGS)
 {
@@ -738,22 +721,18 @@ ac_guard_row(PG_FUNCTION_ARGS)
 	AcStatus	to = AC_STATUS_INVALID;
 	bool		status_table;
 
-	check_trigger_call(fcinfo, "guard_row", true);
-	td = (TriggerData *) fcinfo->context;
-	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event) && !TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("guard_row: must be fired on INSERT or UPDATE")));
+	td = ac_trigger_call(fcinfo, "guard_row", AC_TRIG_BEFORE | AC_TRIG_ROW | AC_TRIG_INSERT | AC_TRIG_UPDATE,
+						 AC_TABLE_BIT(AC_T_AUTOMATION) | AC_TABLE_BIT(AC_T_BATCH) |
+						 AC_TABLE_BIT(AC_T_ITEM) | AC_TABLE_BIT(AC_T_RUN) |
+						 AC_TABLE_BIT(AC_T_BATCH_EXECUTION) | AC_TABLE_BIT(AC_T_ITEM_EXECUTION) |
+						 AC_TABLE_BIT(AC_T_ENGINE) | AC_TABLE_BIT(AC_T_ORCHESTRATION_INSTANCE) |
+						 AC_TABLE_BIT(AC_T_RUN_ORCHESTRATION),
+						 "before INSERT or UPDATE on a table of automation_core with audit columns, for each row");
 
 	memset(&g, 0, sizeof(g));
 	g.rel = td->tg_relation;
 	g.desc = RelationGetDescr(g.rel);
 	g.table = ac_table_of(RelationGetRelid(g.rel));
-	if (g.table == AC_T_INVALID)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("guard_row: table \"%s\" does not belong to automation_core",
-						RelationGetRelationName(g.rel))));
 	g.now = ac_now();
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		g.newtup = td->tg_trigtuple;
@@ -830,18 +809,14 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	MemoryContext rowcxt;
 	MemoryContext oldcxt;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
+	td = ac_trigger_call(fcinfo, "after_insert_statement",
+						 AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT, AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
+						 "after INSERT on item_execution or batch_execution, for each statement, with a NEW TABLE");
+	if (td->tg_newtable == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("after_insert_statement: not called by trigger manager")));
-	td = (TriggerData *) fcinfo->context;
+				 errmsg("after_insert_statement: must be fired with a NEW TABLE")));
 	table = ac_table_of(RelationGetRelid(td->tg_relation));
-	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
-		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL ||
-		(table != AC_T_ITEM_EXECUTION && table != AC_T_BATCH_EXECUTION))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("after_insert_statement: must be fired after INSERT on automation_core.item_execution or automation_core.batch_execution, for each statement, with a NEW TABLE")));
 
 	desc = RelationGetDescr(td->tg_relation);
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);

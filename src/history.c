@@ -106,15 +106,10 @@ ac_history_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("history_guard: not called by trigger manager")));
-	td = (TriggerData *) fcinfo->context;
-	if (!TRIGGER_FIRED_BEFORE(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("history_guard: must be fired before the change")));
+	td = ac_trigger_call(fcinfo, "history_guard",
+						 AC_TRIG_BEFORE | AC_TRIG_ROW | AC_TRIG_STATEMENT |
+						 AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE | AC_TRIG_TRUNCATE,
+						 AC_TABLE_BIT(AC_T_HISTORY), "before the change on automation_core.item_state_history");
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 		refuse(td->tg_relation, "TRUNCATE");

@@ -304,32 +304,13 @@ validate_existing(AcPlan *plan, Datum id, Jsonb *schema, bool items,
 	ac_spi_finish();
 }
 
-static void
-check_trigger_call(FunctionCallInfo fcinfo, const char *name)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s: not called by trigger manager", name)));
-	if (!TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
-		  TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired BEFORE INSERT OR UPDATE FOR EACH ROW",
-						name)));
-}
-
 /*
  * payload_check(): BEFORE INSERT OR UPDATE FOR EACH ROW on batch and item.
  */
 Datum
 ac_payload_check(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
+	TriggerData *td;
 	HeapTuple	newtup;
 	HeapTuple	oldtup = NULL;
 	TupleDesc	desc;
@@ -343,12 +324,10 @@ ac_payload_check(PG_FUNCTION_ARGS)
 	SchemaCacheEntry *entry;
 	const char *parent_col;
 
-	check_trigger_call(fcinfo, "payload_check");
+	td = ac_trigger_call(fcinfo, "payload_check", AC_TRIG_BEFORE | AC_TRIG_ROW | AC_TRIG_INSERT | AC_TRIG_UPDATE,
+						 AC_TABLE_BIT(AC_T_BATCH) | AC_TABLE_BIT(AC_T_ITEM),
+						 "before INSERT or UPDATE on batch or item, for each row");
 	table = ac_table_of(RelationGetRelid(td->tg_relation));
-	if (table != AC_T_ITEM && table != AC_T_BATCH)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("payload_check must be attached to automation_core.batch or automation_core.item")));
 	is_item = (table == AC_T_ITEM);
 	parent_col = is_item ? "batch_id" : "automation_id";
 	desc = RelationGetDescr(td->tg_relation);
@@ -449,7 +428,7 @@ schema_errcontext(void *arg)
 Datum
 ac_schema_check(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
+	TriggerData *td;
 	HeapTuple	newtup;
 	HeapTuple	oldtup = NULL;
 	TupleDesc	desc;
@@ -457,7 +436,8 @@ ac_schema_check(PG_FUNCTION_ARGS)
 	static const char *cols[2] = {"batch_schema", "item_schema"};
 	ErrorContextCallback cb;
 
-	check_trigger_call(fcinfo, "schema_check");
+	td = ac_trigger_call(fcinfo, "schema_check", AC_TRIG_BEFORE | AC_TRIG_ROW | AC_TRIG_INSERT | AC_TRIG_UPDATE,
+						 AC_TABLE_BIT(AC_T_AUTOMATION), "before INSERT or UPDATE on automation, for each row");
 	desc = RelationGetDescr(td->tg_relation);
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{

@@ -56,6 +56,7 @@
 
 PG_FUNCTION_INFO_V1(ac_after_statement);
 PG_FUNCTION_INFO_V1(ac_after_update_row);
+PG_FUNCTION_INFO_V1(ac_after_delete_row);
 
 /*
  * Work noted, and batch executions seen leaving pending, carry the
@@ -614,51 +615,70 @@ ac_cascade_cancel(AcTable kind, Datum id)
 Datum
 ac_after_statement(PG_FUNCTION_ARGS)
 {
-	TriggerData *td;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("after_statement: not called by trigger manager")));
-	td = (TriggerData *) fcinfo->context;
-	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("after_statement: must be fired after the statement")));
+	(void) ac_trigger_call(fcinfo, "after_statement",
+						   AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE,
+						   AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
+						   "after INSERT, UPDATE or DELETE on item_execution or batch_execution, for each statement");
 	ac_rollup_run_pending();
 	return PointerGetDatum(NULL);
+}
+
+/* A column of a row the trigger was fired for */
+static Datum
+trigger_row_attr(TriggerData *td, HeapTuple row, AcCol col, bool *isnull)
+{
+	AcTable		t = ac_table_of(RelationGetRelid(td->tg_relation));
+
+	return heap_getattr(row, ac_attnum(t, col), RelationGetDescr(td->tg_relation), isnull);
 }
 
 Datum
 ac_after_update_row(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
-	AcTable		kind;
 	bool		isnull;
 	AcStatus	from;
 	AcStatus	to;
-	TupleDesc	desc;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("after_update_row: not called by trigger manager")));
-	td = (TriggerData *) fcinfo->context;
-	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("after_update_row: must be fired after UPDATE, for each row")));
-	kind = ac_table_of(RelationGetRelid(td->tg_relation));
-	if (kind != AC_T_RUN && kind != AC_T_BATCH_EXECUTION)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("after_update_row: must be fired on run or batch_execution")));
-	desc = RelationGetDescr(td->tg_relation);
-	from = ac_status_of_datum(heap_getattr(td->tg_trigtuple, ac_attnum(kind, AC_C_STATUS), desc, &isnull));
-	to = ac_status_of_datum(heap_getattr(td->tg_newtuple, ac_attnum(kind, AC_C_STATUS), desc, &isnull));
+	td = ac_trigger_call(fcinfo, "after_update_row", AC_TRIG_AFTER | AC_TRIG_ROW | AC_TRIG_UPDATE,
+						 AC_TABLE_BIT(AC_T_RUN) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
+						 "after UPDATE on run or batch_execution, for each row");
+	from = ac_status_of_datum(trigger_row_attr(td, td->tg_trigtuple, AC_C_STATUS, &isnull));
+	to = ac_status_of_datum(trigger_row_attr(td, td->tg_newtuple, AC_C_STATUS, &isnull));
 	if (to == AC_CANCELLED && from != AC_CANCELLED)
-		ac_cascade_cancel(kind, heap_getattr(td->tg_newtuple, ac_attnum(kind, AC_C_ID), desc, &isnull));
+		ac_cascade_cancel(ac_table_of(RelationGetRelid(td->tg_relation)),
+						  trigger_row_attr(td, td->tg_newtuple, AC_C_ID, &isnull));
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * AFTER DELETE ... FOR EACH ROW on item_execution and batch_execution, for
+ * rows that were open (the trigger's WHEN clause): the parent may now have
+ * no open child left, as if the row had ended. The end of the statement
+ * checks it as it checks after a finisher (the deleted row is locked by
+ * this transaction until it commits, so the proof works the same way).
+ * Rows that had ended cost nothing: a retention DELETE of finished runs
+ * fires no row trigger at all.
+ */
+Datum
+ac_after_delete_row(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	bool		item;
+	bool		isnull;
+	Datum		parent;
+
+	td = ac_trigger_call(fcinfo, "after_delete_row", AC_TRIG_AFTER | AC_TRIG_ROW | AC_TRIG_DELETE,
+						 AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
+						 "after DELETE on item_execution or batch_execution, for each row");
+	if (ac_status_is_terminal(ac_status_of_datum(trigger_row_attr(td, td->tg_trigtuple,
+																	AC_C_STATUS, &isnull))))
+		return PointerGetDatum(NULL);
+	item = ac_table_of(RelationGetRelid(td->tg_relation)) == AC_T_ITEM_EXECUTION;
+	parent = trigger_row_attr(td, td->tg_trigtuple,
+							  item ? AC_C_BATCH_EXECUTION_ID : AC_C_RUN_ID, &isnull);
+	if (!isnull)
+		ac_rollup_note(item ? AC_ROLLUP_BATCH_CHECK : AC_ROLLUP_RUN_CHECK, parent);
 	return PointerGetDatum(NULL);
 }
 

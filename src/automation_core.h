@@ -152,7 +152,8 @@ typedef enum AcRollupKind
 	AC_ROLLUP_BATCH_START,		/* batch execution may leave pending */
 	AC_ROLLUP_BATCH_CHECK,		/* batch execution may be finished */
 	AC_ROLLUP_RUN_START,		/* run may leave pending */
-	AC_ROLLUP_RUN_CHECK			/* run may be finished */
+	AC_ROLLUP_RUN_CHECK,		/* run may be finished */
+	AC_ROLLUP_DONE				/* taken by the drain; removed at its end */
 } AcRollupKind;
 
 extern void ac_rollup_note(AcRollupKind kind, Datum id);

@@ -513,23 +513,25 @@ static void
 rollup_drain(void)
 {
 	int			level = GetCurrentTransactionNestLevel();
+	int			i;
+	int			kept;
 
+	/*
+	 * In noted order, with what the work itself notes appended and taken in
+	 * turn. Work taken is marked done and removed once at the end: removing
+	 * each entry as it was taken moved the rest of the array every time,
+	 * which made a statement ending the items of many batch executions
+	 * quadratic in their number.
+	 */
 	ac_spi_connect();
-	for (;;)
+	for (i = 0; i < npending; i++)
 	{
-		RollupEntry e;
-		Datum		id;
-		int			i;
+		RollupEntry e = pending[i];
+		Datum		id = UUIDPGetDatum(&e.id);
 
-		for (i = 0; i < npending && pending[i].level < level; i++)
-			;
-		if (i == npending)
-			break;
-		e = pending[i];
-		id = UUIDPGetDatum(&e.id);
-		memmove(&pending[i], &pending[i + 1], (npending - i - 1) * sizeof(RollupEntry));
-		npending--;
-
+		if (e.level < level || e.kind == AC_ROLLUP_DONE)
+			continue;
+		pending[i].kind = AC_ROLLUP_DONE;
 		switch (e.kind)
 		{
 			case AC_ROLLUP_BATCH_START:
@@ -544,8 +546,14 @@ rollup_drain(void)
 			case AC_ROLLUP_RUN_CHECK:
 				run_check(id);
 				break;
+			case AC_ROLLUP_DONE:
+				break;
 		}
 	}
+	for (i = 0, kept = 0; i < npending; i++)
+		if (pending[i].kind != AC_ROLLUP_DONE)
+			pending[kept++] = pending[i];
+	npending = kept;
 	ac_spi_finish();
 }
 

@@ -810,7 +810,8 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	MemoryContext oldcxt;
 
 	td = ac_trigger_call(fcinfo, "after_insert_statement",
-						 AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT, AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
+						 AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT,
+						 AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
 						 "after INSERT on item_execution or batch_execution, for each statement, with a NEW TABLE");
 	if (td->tg_newtable == NULL)
 		ereport(ERROR,

@@ -118,9 +118,14 @@ SQL
 close $mfh;
 my ($mout, $merr) = ('', '');
 my $meddler = IPC::Run::start(
-	['pgbench', '-n', '-M', 'prepared', '-c', 2, '-j', 2, '-T', 3, '-D', "run=$run2",
+	['pgbench', '-n', '-M', 'prepared', '-c', 2, '-j', 2, '-T', 4, '-D', "run=$run2",
 	 '-f', $meddle_script, '-h', $node->host, '-p', $node->port, 'postgres'],
 	'>', \$mout, '2>', \$merr);
+# the workers start once the meddler has added and deleted something, so
+# that however slow the machine, the two overlap
+$node->poll_query_until('postgres', q{
+	SELECT count(DISTINCT what) = 2 FROM meddle_log WHERE what IN ('added', 'deleted')})
+  or die 'the meddler did not start';
 $rounds = AcWorkload::drain($node, $run2, 6, 75);
 my $meddled = $meddler->finish;
 note 'meddler: ' . join(' ', grep { /processed|failed|latency average/ } split /\n/, $mout);

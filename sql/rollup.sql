@@ -160,6 +160,12 @@ SELECT ac_state('dl1');
 SELECT ac_fixture('dl2', 1, 2) IS NOT NULL AS fixture;
 DELETE FROM automation_core.item_execution WHERE run_id = ac_run('dl2');
 SELECT ac_state('dl2');
+-- deleting an item (the definition) takes its execution along, the same way
+SELECT ac_fixture('dl4', 1, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('dl4', 1);
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('dl4', 1);
+DELETE FROM automation_core.item WHERE id = (SELECT item_id FROM automation_core.item_execution WHERE id = ac_ie('dl4', 2));
+SELECT ac_state('dl4');
 -- deleting finished rows changes nothing; deleting whole runs works
 SELECT ac_fixture('dl3', 1, 2) IS NOT NULL AS fixture;
 UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('dl3');

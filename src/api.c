@@ -153,7 +153,8 @@ static AcPlan p_complete_many = BY_ID_PLAN(
  * cancel_run does: two calls that wait for each other's rows then wait in
  * one order instead of deadlocking. The UPDATE's own order is the plan's
  * (array order, or the table's for a small one). The lock taken here is the
- * one the UPDATE's row trigger would take anyway, so no more is written.
+ * one the UPDATE's row trigger would take anyway, so no more WAL is
+ * written; the cost is a second primary-key look-up per row.
  */
 static AcPlan p_lock_many = BY_ID_PLAN(
 	"SELECT 1 FROM " IE " WHERE id OPERATOR(pg_catalog.=) ANY ($1) "
@@ -696,7 +697,8 @@ ac_complete_many(PG_FUNCTION_ARGS)
 	require_processing(&p_complete_many, args, nulls);
 
 	ac_spi_connect();
-	ac_plan_exec(&p_lock_many, args, nulls, false, 0);
+	if (nids > 1)				/* one row: nothing to order */
+		ac_plan_exec(&p_lock_many, args, nulls, false, 0);
 	ac_plan_exec_for_caller(&p_complete_many, args, nulls, 0);
 	if (SPI_processed < (uint64) nids)
 	{

@@ -170,8 +170,19 @@ SELECT ac_state('dl4');
 SELECT ac_fixture('dl3', 1, 2) IS NOT NULL AS fixture;
 UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('dl3');
 UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('dl3', 1);
+-- the row trigger is not even called for a row that had ended; it is for an open one
+SET track_functions = 'all';
+BEGIN;
 DELETE FROM automation_core.item_execution WHERE id = ac_ie('dl3', 1);
+SELECT coalesce(pg_stat_get_xact_function_calls('automation_core.after_delete_row'::regproc), 0) AS calls_for_ended_row;
+COMMIT;
 SELECT ac_state('dl3');
+BEGIN;
+SELECT ac_fixture('dl5', 1, 2) IS NOT NULL AS fixture;
+DELETE FROM automation_core.item_execution WHERE id = ac_ie('dl5', 1);
+SELECT pg_stat_get_xact_function_calls('automation_core.after_delete_row'::regproc) AS calls_for_open_row;
+COMMIT;
+RESET track_functions;
 SELECT ac_try(format('DELETE FROM automation_core.run WHERE id IN (%L, %L)', ac_run('dl1'), ac_run('dl3')));
 
 -- Subtransactions. A trigger of the application's with a BEGIN ... EXCEPTION

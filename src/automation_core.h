@@ -103,7 +103,8 @@ extern const char *ac_status_name(AcStatus s);
  * trigger_call.c: the trigger data of a call from the trigger manager fired
  * as the function expects, else an error saying how it must be fired.
  * fired: the AC_TRIG_* bits of every timing, level and event allowed;
- * tables: the AC_TABLE_BIT of every table allowed, or 0 for any.
+ * tables: the AC_TABLE_BIT of every table allowed, or 0 for any;
+ * table: when not NULL, set to the table it was fired on.
  */
 #define AC_TRIG_BEFORE		0x01
 #define AC_TRIG_AFTER		0x02
@@ -116,7 +117,8 @@ extern const char *ac_status_name(AcStatus s);
 #define AC_TABLE_BIT(t)		((uint32) 1 << (t))
 struct TriggerData;
 extern struct TriggerData *ac_trigger_call(FunctionCallInfo fcinfo, const char *fname,
-										   int fired, uint32 tables, const char *expected);
+										   int fired, uint32 tables, const char *expected,
+										   AcTable *table);
 
 /* catalog.c: OIDs and attribute numbers, cached and invalidated */
 extern Oid	ac_schema_oid(void);

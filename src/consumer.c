@@ -37,7 +37,7 @@ ac_event_guard(PG_FUNCTION_ARGS)
 	td = ac_trigger_call(fcinfo, "event_guard",
 						 AC_TRIG_BEFORE | AC_TRIG_STATEMENT |
 						 AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE | AC_TRIG_TRUNCATE,
-						 AC_TABLE_BIT(AC_T_EVENT), "before the statement on automation_core.event");
+						 AC_TABLE_BIT(AC_T_EVENT), "before the statement on automation_core.event", NULL);
 
 	if (TRIGGER_FIRED_BY_DELETE(td->tg_event) && ac_event_purging)
 		return PointerGetDatum(NULL);

@@ -720,6 +720,7 @@ ac_guard_row(PG_FUNCTION_ARGS)
 	AcStatus	from = AC_STATUS_INVALID;
 	AcStatus	to = AC_STATUS_INVALID;
 	bool		status_table;
+	AcTable		table;
 
 	td = ac_trigger_call(fcinfo, "guard_row", AC_TRIG_BEFORE | AC_TRIG_ROW | AC_TRIG_INSERT | AC_TRIG_UPDATE,
 						 AC_TABLE_BIT(AC_T_AUTOMATION) | AC_TABLE_BIT(AC_T_BATCH) |
@@ -727,12 +728,13 @@ ac_guard_row(PG_FUNCTION_ARGS)
 						 AC_TABLE_BIT(AC_T_BATCH_EXECUTION) | AC_TABLE_BIT(AC_T_ITEM_EXECUTION) |
 						 AC_TABLE_BIT(AC_T_ENGINE) | AC_TABLE_BIT(AC_T_ORCHESTRATION_INSTANCE) |
 						 AC_TABLE_BIT(AC_T_RUN_ORCHESTRATION),
-						 "before INSERT or UPDATE on a table of automation_core with audit columns, for each row");
+						 "before INSERT or UPDATE on a table of automation_core with audit columns, for each row",
+						 &table);
 
 	memset(&g, 0, sizeof(g));
+	g.table = table;
 	g.rel = td->tg_relation;
 	g.desc = RelationGetDescr(g.rel);
-	g.table = ac_table_of(RelationGetRelid(g.rel));
 	g.now = ac_now();
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		g.newtup = td->tg_trigtuple;
@@ -812,12 +814,12 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	td = ac_trigger_call(fcinfo, "after_insert_statement",
 						 AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT,
 						 AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
-						 "after INSERT on item_execution or batch_execution, for each statement, with a NEW TABLE");
+						 "after INSERT on item_execution or batch_execution, for each statement, with a NEW TABLE",
+						 &table);
 	if (td->tg_newtable == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("after_insert_statement: must be fired with a NEW TABLE")));
-	table = ac_table_of(RelationGetRelid(td->tg_relation));
 
 	desc = RelationGetDescr(td->tg_relation);
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);

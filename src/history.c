@@ -109,7 +109,8 @@ ac_history_guard(PG_FUNCTION_ARGS)
 	td = ac_trigger_call(fcinfo, "history_guard",
 						 AC_TRIG_BEFORE | AC_TRIG_ROW | AC_TRIG_STATEMENT |
 						 AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE | AC_TRIG_TRUNCATE,
-						 AC_TABLE_BIT(AC_T_HISTORY), "before the change on automation_core.item_state_history");
+						 AC_TABLE_BIT(AC_T_HISTORY), "before the change on automation_core.item_state_history",
+						 NULL);
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 		refuse(td->tg_relation, "TRUNCATE");

@@ -326,8 +326,7 @@ ac_payload_check(PG_FUNCTION_ARGS)
 
 	td = ac_trigger_call(fcinfo, "payload_check", AC_TRIG_BEFORE | AC_TRIG_ROW | AC_TRIG_INSERT | AC_TRIG_UPDATE,
 						 AC_TABLE_BIT(AC_T_BATCH) | AC_TABLE_BIT(AC_T_ITEM),
-						 "before INSERT or UPDATE on batch or item, for each row");
-	table = ac_table_of(RelationGetRelid(td->tg_relation));
+						 "before INSERT or UPDATE on batch or item, for each row", &table);
 	is_item = (table == AC_T_ITEM);
 	parent_col = is_item ? "batch_id" : "automation_id";
 	desc = RelationGetDescr(td->tg_relation);
@@ -437,7 +436,8 @@ ac_schema_check(PG_FUNCTION_ARGS)
 	ErrorContextCallback cb;
 
 	td = ac_trigger_call(fcinfo, "schema_check", AC_TRIG_BEFORE | AC_TRIG_ROW | AC_TRIG_INSERT | AC_TRIG_UPDATE,
-						 AC_TABLE_BIT(AC_T_AUTOMATION), "before INSERT or UPDATE on automation, for each row");
+						 AC_TABLE_BIT(AC_T_AUTOMATION), "before INSERT or UPDATE on automation, for each row",
+						 NULL);
 	desc = RelationGetDescr(td->tg_relation);
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{

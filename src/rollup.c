@@ -626,17 +626,16 @@ ac_after_statement(PG_FUNCTION_ARGS)
 	(void) ac_trigger_call(fcinfo, "after_statement",
 						   AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE,
 						   AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
-						   "after INSERT, UPDATE or DELETE on item_execution or batch_execution, for each statement");
+						   "after INSERT, UPDATE or DELETE on item_execution or batch_execution, for each statement",
+						   NULL);
 	ac_rollup_run_pending();
 	return PointerGetDatum(NULL);
 }
 
-/* A column of a row the trigger was fired for */
+/* A column of a row of table t that the trigger was fired for */
 static Datum
-trigger_row_attr(TriggerData *td, HeapTuple row, AcCol col, bool *isnull)
+trigger_row_attr(TriggerData *td, AcTable t, HeapTuple row, AcCol col, bool *isnull)
 {
-	AcTable		t = ac_table_of(RelationGetRelid(td->tg_relation));
-
 	return heap_getattr(row, ac_attnum(t, col), RelationGetDescr(td->tg_relation), isnull);
 }
 
@@ -644,24 +643,26 @@ Datum
 ac_after_update_row(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
+	AcTable		t;
 	bool		isnull;
 	AcStatus	from;
 	AcStatus	to;
 
 	td = ac_trigger_call(fcinfo, "after_update_row", AC_TRIG_AFTER | AC_TRIG_ROW | AC_TRIG_UPDATE,
 						 AC_TABLE_BIT(AC_T_RUN) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
-						 "after UPDATE on run or batch_execution, for each row");
-	from = ac_status_of_datum(trigger_row_attr(td, td->tg_trigtuple, AC_C_STATUS, &isnull));
-	to = ac_status_of_datum(trigger_row_attr(td, td->tg_newtuple, AC_C_STATUS, &isnull));
+						 "after UPDATE on run or batch_execution, for each row", &t);
+	from = ac_status_of_datum(trigger_row_attr(td, t, td->tg_trigtuple, AC_C_STATUS, &isnull));
+	to = ac_status_of_datum(trigger_row_attr(td, t, td->tg_newtuple, AC_C_STATUS, &isnull));
 	if (to == AC_CANCELLED && from != AC_CANCELLED)
-		ac_cascade_cancel(ac_table_of(RelationGetRelid(td->tg_relation)),
-						  trigger_row_attr(td, td->tg_newtuple, AC_C_ID, &isnull));
+		ac_cascade_cancel(t, trigger_row_attr(td, t, td->tg_newtuple, AC_C_ID, &isnull));
 	return PointerGetDatum(NULL);
 }
 
 /*
  * AFTER DELETE ... FOR EACH ROW on item_execution and batch_execution, for
- * rows that were open (the trigger's WHEN clause): the parent may now have
+ * rows that were open (the trigger's WHEN clause, so this is not even
+ * called for the others; were it called, one more check of the parent would
+ * find nothing to do): the parent may now have
  * no open child left, as if the row had ended. The end of the statement
  * checks it as it checks after a finisher (the deleted row is locked by
  * this transaction until it commits, so the proof works the same way).
@@ -672,18 +673,16 @@ Datum
 ac_after_delete_row(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
+	AcTable		t;
 	bool		item;
 	bool		isnull;
 	Datum		parent;
 
 	td = ac_trigger_call(fcinfo, "after_delete_row", AC_TRIG_AFTER | AC_TRIG_ROW | AC_TRIG_DELETE,
 						 AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
-						 "after DELETE on item_execution or batch_execution, for each row");
-	if (ac_status_is_terminal(ac_status_of_datum(trigger_row_attr(td, td->tg_trigtuple,
-																	AC_C_STATUS, &isnull))))
-		return PointerGetDatum(NULL);
-	item = ac_table_of(RelationGetRelid(td->tg_relation)) == AC_T_ITEM_EXECUTION;
-	parent = trigger_row_attr(td, td->tg_trigtuple,
+						 "after DELETE on item_execution or batch_execution, for each row", &t);
+	item = t == AC_T_ITEM_EXECUTION;
+	parent = trigger_row_attr(td, t, td->tg_trigtuple,
 							  item ? AC_C_BATCH_EXECUTION_ID : AC_C_RUN_ID, &isnull);
 	if (!isnull)
 		ac_rollup_note(item ? AC_ROLLUP_BATCH_CHECK : AC_ROLLUP_RUN_CHECK, parent);

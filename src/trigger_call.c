@@ -19,7 +19,7 @@
 
 TriggerData *
 ac_trigger_call(FunctionCallInfo fcinfo, const char *fname, int fired, uint32 tables,
-				const char *expected)
+				const char *expected, AcTable *table)
 {
 	TriggerData *td;
 	TriggerEvent ev;
@@ -56,5 +56,7 @@ ac_trigger_call(FunctionCallInfo fcinfo, const char *fname, int fired, uint32 ta
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("%s: must be fired %s", fname, expected)));
+	if (table != NULL)
+		*table = t;
 	return td;
 }

@@ -161,11 +161,10 @@ typedef enum AcRollupKind
 extern void ac_rollup_note(AcRollupKind kind, Datum id);
 extern void ac_rollup_run_pending(void);
 extern void ac_cascade_cancel(AcTable kind, Datum id);
-extern void ac_require_open_parents(AcTable child, const pg_uuid_t *parents, int n);
+extern void ac_require_open_parents(AcTable child, Datum parents);
 
 /* uuid_v7.c */
 extern int	ac_uuid_cmp(const void *a, const void *b);
-extern int	ac_uuid_sort_unique(pg_uuid_t *ids, int n);
 extern int	ac_cascade_depth;
 extern void ac_rollup_init(void);
 

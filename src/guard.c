@@ -18,12 +18,14 @@
 #include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
@@ -789,27 +791,26 @@ ac_guard_row(PG_FUNCTION_ARGS)
  * inserted are in it (not those an ON CONFLICT clause skipped), and reading
  * it once costs less than an AFTER ROW event per row.
  *
- * The parents the rows joined (batch executions, or runs) must not have
- * ended: see ac_require_open_parents. Then every new item execution gets
- * its first history row (NULL -> pending).
+ * One pass gives every new item execution its first history row (NULL ->
+ * pending) and collects the parents the rows joined (batch executions, or
+ * runs), which must not have ended: see ac_require_open_parents. Rows come
+ * grouped by parent, so a parent repeated from the row before is skipped.
  */
 Datum
 ac_after_insert_statement(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
 	AcTable		table;
-	TupleDesc	desc;
 	TupleTableSlot *slot;
 	AttrNumber	id_att;
 	AttrNumber	status_att;
 	AttrNumber	by_att;
 	AttrNumber	parent_att;
-	pg_uuid_t  *parents;
-	int			nparents = 0;
-	int			maxparents = 8;
+	ArrayBuildState *parents = NULL;
+	pg_uuid_t	last;
 	char	   *actor = NULL;
+	MemoryContext outercxt = CurrentMemoryContext;
 	MemoryContext rowcxt;
-	MemoryContext oldcxt;
 
 	td = ac_trigger_call(fcinfo, "after_insert_statement",
 						 AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT,
@@ -821,66 +822,47 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("after_insert_statement: must be fired with a NEW TABLE")));
 
-	desc = RelationGetDescr(td->tg_relation);
-	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
 	parent_att = ac_attnum(table, table == AC_T_ITEM_EXECUTION ? AC_C_BATCH_EXECUTION_ID : AC_C_RUN_ID);
-
-	/* the distinct parents; rows usually come grouped by parent */
-	parents = palloc(maxparents * sizeof(pg_uuid_t));
-	tuplestore_rescan(td->tg_newtable);
-	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
-	{
-		bool		isnull;
-		Datum		p = slot_getattr(slot, parent_att, &isnull);
-
-		if (isnull || (nparents > 0 &&
-					   memcmp(&parents[nparents - 1], DatumGetUUIDP(p), sizeof(pg_uuid_t)) == 0))
-			continue;
-		if (nparents == maxparents)
-		{
-			maxparents *= 2;
-			parents = repalloc(parents, maxparents * sizeof(pg_uuid_t));
-		}
-		memcpy(&parents[nparents++], DatumGetUUIDP(p), sizeof(pg_uuid_t));
-	}
-	nparents = ac_uuid_sort_unique(parents, nparents);
-	ac_require_open_parents(table, parents, nparents);
-	pfree(parents);
-
-	if (table != AC_T_ITEM_EXECUTION)
-	{
-		ExecDropSingleTupleTableSlot(slot);
-		return PointerGetDatum(NULL);
-	}
-
-	id_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID);
-	status_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS);
-	by_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_CREATED_BY);
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "automation_core history rows",
+	id_att = ac_attnum(table, AC_C_ID);
+	status_att = ac_attnum(table, AC_C_STATUS);
+	by_att = ac_attnum(table, AC_C_CREATED_BY);
+	rowcxt = AllocSetContextCreate(outercxt, "automation_core inserted rows",
 								   ALLOCSET_SMALL_SIZES);
 	tuplestore_rescan(td->tg_newtable);
 	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
 	{
 		bool		isnull;
-		Datum		id;
-		Datum		by;
-		AcStatus	st;
+		Datum		parent;
 
-		oldcxt = MemoryContextSwitchTo(rowcxt);
-		id = slot_getattr(slot, id_att, &isnull);
-		st = ac_status_of_datum(slot_getattr(slot, status_att, &isnull));
-		by = slot_getattr(slot, by_att, &isnull);
-		if (isnull && actor == NULL)
+		MemoryContextSwitchTo(rowcxt);
+		parent = slot_getattr(slot, parent_att, &isnull);
+		if (!isnull && (parents == NULL ||
+						memcmp(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t)) != 0))
 		{
-			MemoryContextSwitchTo(oldcxt);
-			actor = ac_actor();
-			MemoryContextSwitchTo(rowcxt);
+			memcpy(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t));
+			parents = accumArrayResult(parents, parent, false, UUIDOID, outercxt);
 		}
-		ac_history_append(id, AC_STATUS_INVALID, st, isnull ? actor : TextDatumGetCString(by));
-		MemoryContextSwitchTo(oldcxt);
+		if (table == AC_T_ITEM_EXECUTION)
+		{
+			Datum		id = slot_getattr(slot, id_att, &isnull);
+			AcStatus	st = ac_status_of_datum(slot_getattr(slot, status_att, &isnull));
+			Datum		by = slot_getattr(slot, by_att, &isnull);
+
+			if (isnull && actor == NULL)
+			{
+				MemoryContextSwitchTo(outercxt);
+				actor = ac_actor();
+				MemoryContextSwitchTo(rowcxt);
+			}
+			ac_history_append(id, AC_STATUS_INVALID, st, isnull ? actor : TextDatumGetCString(by));
+		}
+		MemoryContextSwitchTo(outercxt);
 		MemoryContextReset(rowcxt);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(rowcxt);
+	if (parents != NULL)
+		ac_require_open_parents(table, makeArrayResult(parents, outercxt));
 	return PointerGetDatum(NULL);
 }

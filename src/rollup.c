@@ -182,12 +182,15 @@ static AcPlan p_cascade_batch = {
  * the cancellation take before they decide; so the parent is locked FOR
  * SHARE, which does, and its status read at the locked version.
  */
-static AcPlan p_share_batch = {
-	"SELECT status FROM automation_core.batch_execution WHERE id = $1 FOR SHARE",
-	1, {UUIDOID}
+static AcPlan p_share_batches = {
+	"SELECT id, status FROM automation_core.batch_execution "
+	"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR SHARE",
+	1, {UUIDARRAYOID}
 };
-static AcPlan p_share_run = {
-	"SELECT status FROM automation_core.run WHERE id = $1 FOR SHARE", 1, {UUIDOID}
+static AcPlan p_share_runs = {
+	"SELECT id, status FROM automation_core.run "
+	"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR SHARE",
+	1, {UUIDARRAYOID}
 };
 
 static bool
@@ -560,29 +563,27 @@ rollup_drain(void)
 /*
  * Refuse item executions added to a batch execution that has ended, and
  * batch executions added to a run that has ended (child: the table rows
- * were inserted into; parents: their distinct parent ids, sorted, so that
- * two inserts lock shared parents in one order). Called at the end of the
- * INSERT. A roll-up or cancellation that locks the parent after this waits
- * for the insert to commit and then sees the new rows; one that locked it
- * first has ended the parent by the time this lock is granted, and the
- * insert fails here.
+ * were inserted into; parents: a uuid[] of the parents they joined). Called
+ * at the end of the INSERT; one statement locks all the parents, in the
+ * order of their ids, so that two inserts lock shared parents in one order.
+ * A roll-up or cancellation that locks a parent after this waits for the
+ * insert to commit and then sees the new rows; one that locked it first has
+ * ended the parent by the time this lock is granted, and the insert fails
+ * here. A parent that is gone is left to the foreign key.
  */
 void
-ac_require_open_parents(AcTable child, const pg_uuid_t *parents, int n)
+ac_require_open_parents(AcTable child, Datum parents)
 {
-	AcPlan	   *plan = child == AC_T_ITEM_EXECUTION ? &p_share_batch : &p_share_run;
-	int			i;
+	uint64		i;
 
 	ac_spi_connect();
-	for (i = 0; i < n; i++)
+	ac_plan_exec(child == AC_T_ITEM_EXECUTION ? &p_share_batches : &p_share_runs,
+				 &parents, NULL, true, 0);
+	for (i = 0; i < SPI_processed; i++)
 	{
-		Datum		id = UUIDPGetDatum(&parents[i]);
-		AcStatus	st;
+		bool		isnull;
+		AcStatus	st = ac_status_of_datum(ac_spi_value(i, 2, &isnull));
 
-		ac_plan_exec(plan, &id, NULL, true, 1);
-		if (SPI_processed == 0)
-			continue;			/* gone: the foreign key has said so */
-		st = result_status();
 		if (ac_status_is_terminal(st))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -591,7 +592,8 @@ ac_require_open_parents(AcTable child, const pg_uuid_t *parents, int n)
 							"cannot add a batch execution to a run that has ended"),
 					 errdetail(child == AC_T_ITEM_EXECUTION ?
 							   "batch execution %s is %s." : "run %s is %s.",
-							   DatumGetCString(DirectFunctionCall1(uuid_out, id)),
+							   DatumGetCString(DirectFunctionCall1(uuid_out,
+																   ac_spi_value(i, 1, &isnull))),
 							   ac_status_name(st)),
 					 errhint("Start a new run to execute it.")));
 	}

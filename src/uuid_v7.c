@@ -102,19 +102,3 @@ ac_uuid_cmp(const void *a, const void *b)
 {
 	return memcmp(a, b, UUID_LEN);
 }
-
-/* Sorts ids and removes repeats; returns how many distinct ones are left */
-int
-ac_uuid_sort_unique(pg_uuid_t *ids, int n)
-{
-	int			kept = 0;
-	int			i;
-
-	if (n < 2)
-		return n;
-	qsort(ids, n, sizeof(pg_uuid_t), ac_uuid_cmp);
-	for (i = 1; i < n; i++)
-		if (memcmp(&ids[i], &ids[kept], UUID_LEN) != 0)
-			ids[++kept] = ids[i];
-	return kept + 1;
-}

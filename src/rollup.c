@@ -74,18 +74,21 @@ typedef struct RollupEntry
 	pg_uuid_t	id;
 } RollupEntry;
 
-/* Work noted in this transaction, in TopTransactionContext */
-static RollupEntry *pending = NULL;
-static int	npending = 0;
-static int	maxpending = 0;
+typedef struct EntryList
+{
+	RollupEntry *e;				/* in TopTransactionContext */
+	int			n;
+	int			max;
+} EntryList;
+
+/* Work noted in this transaction */
+static EntryList pending;
 
 /* Batch executions known to have left pending in a committed transaction */
 static HTAB *started_batches = NULL;
 
 /* Seen started in this transaction; added to started_batches at commit */
-static RollupEntry *seen_started = NULL;	/* kind: AC_ROLLUP_BATCH_START */
-static int	nseen = 0;
-static int	maxseen = 0;
+static EntryList seen;			/* kind: AC_ROLLUP_BATCH_START */
 
 int			ac_cascade_depth = 0;
 
@@ -211,6 +214,23 @@ result_status(void)
 	return isnull ? AC_STATUS_INVALID : ac_status_of_datum(d);
 }
 
+/* Adds an entry at the current subtransaction level */
+static void
+append_entry(EntryList *l, AcRollupKind kind, const pg_uuid_t *u)
+{
+	if (l->n >= l->max)
+	{
+		l->max = l->max == 0 ? 16 : l->max * 2;
+		l->e = l->e == NULL ?
+			MemoryContextAlloc(TopTransactionContext, l->max * sizeof(RollupEntry)) :
+			repalloc(l->e, l->max * sizeof(RollupEntry));
+	}
+	l->e[l->n].kind = kind;
+	l->e[l->n].level = GetCurrentTransactionNestLevel();
+	memcpy(&l->e[l->n].id, u, sizeof(pg_uuid_t));
+	l->n++;
+}
+
 void
 ac_rollup_note(AcRollupKind kind, Datum id)
 {
@@ -218,8 +238,8 @@ ac_rollup_note(AcRollupKind kind, Datum id)
 	int			i;
 
 	/* the same work noted by the same statement is done once */
-	for (i = npending - 1; i >= 0 && i >= npending - 16; i--)
-		if (pending[i].kind == kind && memcmp(&pending[i].id, u, sizeof(pg_uuid_t)) == 0)
+	for (i = pending.n - 1; i >= 0 && i >= pending.n - 16; i--)
+		if (pending.e[i].kind == kind && memcmp(&pending.e[i].id, u, sizeof(pg_uuid_t)) == 0)
 			return;
 
 	if (kind == AC_ROLLUP_BATCH_START && started_batches != NULL)
@@ -231,38 +251,13 @@ ac_rollup_note(AcRollupKind kind, Datum id)
 			return;
 	}
 
-	if (npending >= maxpending)
-	{
-		int			newmax = maxpending == 0 ? 16 : maxpending * 2;
-
-		if (pending == NULL)
-			pending = MemoryContextAlloc(TopTransactionContext, newmax * sizeof(RollupEntry));
-		else
-			pending = repalloc(pending, newmax * sizeof(RollupEntry));
-		maxpending = newmax;
-	}
-	pending[npending].kind = kind;
-	pending[npending].level = GetCurrentTransactionNestLevel();
-	memcpy(&pending[npending].id, u, sizeof(pg_uuid_t));
-	npending++;
+	append_entry(&pending, kind, u);
 }
 
 static void
 remember_started(pg_uuid_t *u)
 {
-	if (nseen >= maxseen)
-	{
-		int			newmax = maxseen == 0 ? 8 : maxseen * 2;
-
-		if (seen_started == NULL)
-			seen_started = MemoryContextAlloc(TopTransactionContext, newmax * sizeof(RollupEntry));
-		else
-			seen_started = repalloc(seen_started, newmax * sizeof(RollupEntry));
-		maxseen = newmax;
-	}
-	seen_started[nseen].kind = AC_ROLLUP_BATCH_START;
-	seen_started[nseen].level = GetCurrentTransactionNestLevel();
-	memcpy(&seen_started[nseen++].id, u, sizeof(pg_uuid_t));
+	append_entry(&seen, AC_ROLLUP_BATCH_START, u);
 }
 
 static void
@@ -497,7 +492,7 @@ static bool rollup_running = false;
 void
 ac_rollup_run_pending(void)
 {
-	if (npending == 0 || rollup_running)
+	if (pending.n == 0 || rollup_running)
 		return;
 
 	rollup_running = true;
@@ -527,14 +522,14 @@ rollup_drain(void)
 	 * quadratic in their number.
 	 */
 	ac_spi_connect();
-	for (i = 0; i < npending; i++)
+	for (i = 0; i < pending.n; i++)
 	{
-		RollupEntry e = pending[i];
+		RollupEntry e = pending.e[i];
 		Datum		id = UUIDPGetDatum(&e.id);
 
 		if (e.level < level || e.kind == AC_ROLLUP_DONE)
 			continue;
-		pending[i].kind = AC_ROLLUP_DONE;
+		pending.e[i].kind = AC_ROLLUP_DONE;
 		switch (e.kind)
 		{
 			case AC_ROLLUP_BATCH_START:
@@ -553,10 +548,10 @@ rollup_drain(void)
 				break;
 		}
 	}
-	for (i = 0, kept = 0; i < npending; i++)
-		if (pending[i].kind != AC_ROLLUP_DONE)
-			pending[kept++] = pending[i];
-	npending = kept;
+	for (i = 0, kept = 0; i < pending.n; i++)
+		if (pending.e[i].kind != AC_ROLLUP_DONE)
+			pending.e[kept++] = pending.e[i];
+	pending.n = kept;
 	ac_spi_finish();
 }
 
@@ -700,7 +695,7 @@ rollup_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (nseen > 0)
+			if (seen.n > 0)
 			{
 				if (started_batches == NULL)
 				{
@@ -717,17 +712,15 @@ rollup_xact_callback(XactEvent event, void *arg)
 					started_batches = NULL;
 				}
 				else
-					for (i = 0; i < nseen; i++)
-						(void) hash_search(started_batches, &seen_started[i].id, HASH_ENTER, NULL);
+					for (i = 0; i < seen.n; i++)
+						(void) hash_search(started_batches, &seen.e[i].id, HASH_ENTER, NULL);
 			}
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			pending = NULL;
-			npending = maxpending = 0;
-			seen_started = NULL;
-			nseen = maxseen = 0;
+			memset(&pending, 0, sizeof(pending));
+			memset(&seen, 0, sizeof(seen));
 			ac_cascade_depth = 0;
 			break;
 		default:
@@ -737,25 +730,25 @@ rollup_xact_callback(XactEvent event, void *arg)
 
 /*
  * At the end of the subtransaction at this level: drop its entries (abort)
- * or hand them to its parent (commit). Returns how many entries are left.
+ * or hand them to its parent (commit).
  */
-static int
-settle_entries(RollupEntry *entries, int n, int level, bool abort)
+static void
+settle_entries(EntryList *l, int level, bool abort)
 {
 	int			i;
 	int			kept = 0;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < l->n; i++)
 	{
-		if (entries[i].level >= level)
+		if (l->e[i].level >= level)
 		{
 			if (abort)
 				continue;
-			entries[i].level = level - 1;
+			l->e[i].level = level - 1;
 		}
-		entries[kept++] = entries[i];
+		l->e[kept++] = l->e[i];
 	}
-	return kept;
+	l->n = kept;
 }
 
 static void
@@ -768,8 +761,8 @@ rollup_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (event != SUBXACT_EVENT_COMMIT_SUB && !abort)
 		return;
 	level = GetCurrentTransactionNestLevel();
-	npending = settle_entries(pending, npending, level, abort);
-	nseen = settle_entries(seen_started, nseen, level, abort);
+	settle_entries(&pending, level, abort);
+	settle_entries(&seen, level, abort);
 }
 
 void

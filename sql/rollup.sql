@@ -148,6 +148,37 @@ SELECT ac_try(format($$INSERT INTO automation_core.batch_execution (run_id, batc
 -- an INSERT ... ON CONFLICT DO NOTHING that adds nothing is not refused
 SELECT ac_try(pg_temp.join_sql('jn1', '{1}') || ' ON CONFLICT DO NOTHING');
 
+-- A batch execution or run ends by hand only when nothing inside is open:
+-- completed or failed with an open child is refused (cancelling is the way
+-- to stop the work inside).
+SELECT ac_fixture('eh1', 2, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id IN (ac_ie('eh1', 1), ac_ie('eh1', 3));
+UPDATE automation_core.item_execution SET status = 'completed' WHERE id = ac_ie('eh1', 1);
+SELECT ac_try(format('UPDATE automation_core.batch_execution SET status = %L WHERE id = %L', 'completed', ac_be('eh1', 1)), true);
+SELECT ac_try(format('UPDATE automation_core.batch_execution SET status = %L WHERE id = %L', 'failed', ac_be('eh1', 1)), true);
+SELECT ac_try(format('UPDATE automation_core.run SET status = %L WHERE id = %L', 'completed', ac_run('eh1')), true);
+SELECT ac_try(format('UPDATE automation_core.run SET status = %L WHERE id = %L', 'failed', ac_run('eh1')), true);
+SELECT ac_state('eh1');
+-- the items ending in the same statement as their batch execution: allowed
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('eh1', 2);
+SELECT ac_try(format($$WITH done AS (UPDATE automation_core.item_execution SET status = 'completed'
+	WHERE batch_execution_id = %L AND status = 'processing' RETURNING 1)
+	UPDATE automation_core.batch_execution SET status = 'failed' WHERE id = %L$$, ac_be('eh1', 1), ac_be('eh1', 1)), true);
+SELECT ac_state('eh1');
+-- a batch execution left with no item: may be ended by hand, and then the run rolls up
+DELETE FROM automation_core.item_execution WHERE id = ac_ie('eh1', 4);
+SELECT ac_try(format('UPDATE automation_core.item_execution SET status = %L WHERE id = %L', 'completed', ac_ie('eh1', 3)));
+SELECT ac_state('eh1');
+SELECT ac_fixture('eh2', 1, 0) IS NOT NULL AS fixture;
+SELECT ac_try(format('UPDATE automation_core.batch_execution SET status = %L WHERE id = %L', 'processing', ac_be('eh2', 1)));
+SELECT ac_try(format('UPDATE automation_core.batch_execution SET status = %L WHERE id = %L', 'completed', ac_be('eh2', 1)));
+SELECT ac_state('eh2');
+-- the roll-up itself ends parents as before (the run of eh1 above); and a
+-- cancellation of a parent with open children is the way that stops them
+SELECT ac_fixture('eh3', 1, 2) IS NOT NULL AS fixture;
+SELECT ac_try(format('UPDATE automation_core.batch_execution SET status = %L WHERE id = %L', 'cancelled', ac_be('eh3', 1)));
+SELECT ac_state('eh3');
+
 -- Deleting open executions: what is left rolls up, as if they had ended.
 SELECT ac_fixture('dl1', 2, 2) IS NOT NULL AS fixture;
 UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('dl1', 1);

@@ -92,6 +92,13 @@ static EntryList seen;			/* kind: AC_ROLLUP_BATCH_START */
 
 int			ac_cascade_depth = 0;
 
+/*
+ * True while the roll-up sets the status it decided on: it has just seen
+ * that no child is open, under the same lock, so the check that a hand-set
+ * end makes (require_no_open_children) is not repeated.
+ */
+static bool rollup_setting = false;
+
 static void rollup_drain(void);
 
 /* Kept plans */
@@ -128,7 +135,7 @@ static AcPlan p_lock_batch = {
  * every match to return one), and the aggregate is costed for what it reads.
  */
 static AcPlan p_batch_open = {
-	"SELECT 1 FROM automation_core.item_execution "
+	"SELECT id, status FROM automation_core.item_execution "
 	"WHERE batch_execution_id = $1 AND " OPEN_ITEM " "
 	"ORDER BY queue_position LIMIT 1",
 	1, {UUIDOID}
@@ -148,7 +155,7 @@ static AcPlan p_lock_run = {
 	"SELECT status FROM automation_core.run WHERE id = $1 FOR NO KEY UPDATE", 1, {UUIDOID}
 };
 static AcPlan p_run_open = {
-	"SELECT 1 FROM automation_core.batch_execution "
+	"SELECT id, status FROM automation_core.batch_execution "
 	"WHERE run_id = $1 AND " OPEN_ITEM " ORDER BY batch_id LIMIT 1",
 	1, {UUIDOID}
 };
@@ -412,6 +419,22 @@ lock_other_open_item(Datum batch_execution_id)
 	return found;
 }
 
+/* The roll-up's own UPDATE of a batch execution or run */
+static void
+rollup_set(AcPlan *plan, Datum *args, const char *nulls)
+{
+	rollup_setting = true;
+	PG_TRY();
+	{
+		ac_plan_exec(plan, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		rollup_setting = false;
+	}
+	PG_END_TRY();
+}
+
 static void
 batch_check(Datum id)
 {
@@ -441,7 +464,7 @@ batch_check(Datum id)
 		ac_plan_exec(&p_batch_set, args, NULL, false, 0);
 	}
 	args[1] = ac_status_datum(target);
-	ac_plan_exec(&p_batch_set, args, NULL, false, 0);
+	rollup_set(&p_batch_set, args, NULL);
 }
 
 static void
@@ -474,7 +497,7 @@ run_check(Datum id)
 		ac_plan_exec(&p_run_set, args, n1, false, 0);
 	}
 	args[1] = ac_status_datum(target);
-	ac_plan_exec(&p_run_set, args, nulls, false, 0);
+	rollup_set(&p_run_set, args, nulls);
 }
 
 /*
@@ -636,6 +659,51 @@ trigger_row_attr(TriggerData *td, AcTable t, HeapTuple row, AcCol col, bool *isn
 	return heap_getattr(row, ac_attnum(t, col), RelationGetDescr(td->tg_relation), isnull);
 }
 
+/*
+ * A batch execution or run set to completed or failed by a statement (not
+ * by the roll-up) must have no open child left: otherwise it would have
+ * ended with work still going on inside, which nothing would ever roll up.
+ * This runs after the row was updated, so the parent's row lock is held:
+ * an INSERT adding a child locks the parent FOR SHARE at its end and so
+ * either committed before (and its rows are seen here, with the latest
+ * snapshot) or waits and is refused for a parent that has ended. A child
+ * that another transaction is ending but has not committed is still open
+ * here; its own roll-up will end the parent.
+ */
+static void
+require_no_open_children(AcTable t, Datum id, AcStatus to)
+{
+	bool		item = t == AC_T_BATCH_EXECUTION;
+	bool		isnull;
+	char	   *parent_id;
+	char	   *child_id;
+	AcStatus	child_status;
+
+	ac_spi_connect();
+	ac_plan_exec(item ? &p_batch_open : &p_run_open, &id, NULL, true, 1);
+	if (SPI_processed == 0)
+	{
+		ac_spi_finish();
+		return;
+	}
+	parent_id = DatumGetCString(DirectFunctionCall1(uuid_out, id));
+	child_id = DatumGetCString(DirectFunctionCall1(uuid_out, ac_spi_value(0, 1, &isnull)));
+	child_status = ac_status_of_datum(ac_spi_value(0, 2, &isnull));
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg(item ? "batch execution cannot end while it has open item executions" :
+					"run cannot end while it has open batch executions"),
+			 errdetail(item ? "batch execution %s cannot become %s: item execution %s is %s." :
+					   "run %s cannot become %s: batch execution %s is %s.",
+					   parent_id, ac_status_name(to), child_id, ac_status_name(child_status)),
+			 errhint(item ? "Let its item executions finish (the batch execution then ends by itself), or cancel the batch execution, which cancels them." :
+					 "Let its batch executions finish (the run then ends by itself), or cancel the run, which cancels them."),
+			 err_generic_string(PG_DIAG_SCHEMA_NAME, "automation_core"),
+			 err_generic_string(PG_DIAG_TABLE_NAME, ac_table_name(t)),
+			 err_generic_string(PG_DIAG_CONSTRAINT_NAME,
+								item ? "batch_execution_status_transition" : "run_status_transition")));
+}
+
 Datum
 ac_after_update_row(PG_FUNCTION_ARGS)
 {
@@ -652,6 +720,8 @@ ac_after_update_row(PG_FUNCTION_ARGS)
 	to = ac_status_of_datum(trigger_row_attr(td, t, td->tg_newtuple, AC_C_STATUS, &isnull));
 	if (to == AC_CANCELLED && from != AC_CANCELLED)
 		ac_cascade_cancel(t, trigger_row_attr(td, t, td->tg_newtuple, AC_C_ID, &isnull));
+	else if ((to == AC_COMPLETED || to == AC_FAILED) && to != from && !rollup_setting)
+		require_no_open_children(t, trigger_row_attr(td, t, td->tg_newtuple, AC_C_ID, &isnull), to);
 	return PointerGetDatum(NULL);
 }
 

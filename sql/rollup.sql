@@ -216,6 +216,31 @@ COMMIT;
 RESET track_functions;
 SELECT ac_try(format('DELETE FROM automation_core.run WHERE id IN (%L, %L)', ac_run('dl1'), ac_run('dl3')));
 
+-- A batch execution that comes back with the id of one that had started (a
+-- run deleted and restored from a copy) starts again with its first item,
+-- in the session that saw the first one start too.
+SELECT ac_fixture('rs1', 1, 1) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('rs1', 1);
+CREATE TEMP TABLE rs_run AS SELECT id, automation_id, correlation_id FROM automation_core.run WHERE id = ac_run('rs1');
+CREATE TEMP TABLE rs_be AS SELECT id, run_id, batch_id FROM automation_core.batch_execution WHERE run_id = ac_run('rs1');
+CREATE TEMP TABLE rs_ie AS SELECT id, run_id, batch_execution_id, item_id FROM automation_core.item_execution WHERE run_id = ac_run('rs1');
+DELETE FROM automation_core.run WHERE id = ac_run('rs1');
+INSERT INTO automation_core.run (id, automation_id, correlation_id) SELECT * FROM rs_run;
+INSERT INTO automation_core.batch_execution (id, run_id, batch_id) SELECT * FROM rs_be;
+INSERT INTO automation_core.item_execution (id, run_id, batch_execution_id, item_id) SELECT * FROM rs_ie;
+SELECT ac_state('rs1');
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('rs1', 1);
+SELECT ac_state('rs1');
+-- the same within one transaction
+BEGIN;
+DELETE FROM automation_core.run WHERE id = ac_run('rs1');
+INSERT INTO automation_core.run (id, automation_id, correlation_id) SELECT * FROM rs_run;
+INSERT INTO automation_core.batch_execution (id, run_id, batch_id) SELECT * FROM rs_be;
+INSERT INTO automation_core.item_execution (id, run_id, batch_execution_id, item_id) SELECT * FROM rs_ie;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('rs1', 1);
+SELECT ac_state('rs1');
+COMMIT;
+
 -- Subtransactions. A trigger of the application's with a BEGIN ... EXCEPTION
 -- block that runs a statement on item_execution and then fails: the work
 -- the outer statement has noted is not done (and lost) inside that block.

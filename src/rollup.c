@@ -46,6 +46,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -84,8 +85,20 @@ typedef struct EntryList
 /* Work noted in this transaction */
 static EntryList pending;
 
-/* Batch executions known to have left pending in a committed transaction */
+/*
+ * Batch executions known to have left pending in a committed transaction,
+ * so that the next item to start need not read its batch execution. A
+ * batch execution never returns to pending, but a row with the same id can
+ * come back after a DELETE (a run deleted and restored, or the extension
+ * dropped and created again), so the cache is dropped whenever
+ * batch_execution gets a relcache invalidation: its DROP, a TRUNCATE, and
+ * every DELETE statement on it, which sends one (see ac_after_statement).
+ * One that arrives while a transaction runs also keeps that transaction's
+ * batch executions out of the cache: it may have seen a row since deleted.
+ */
 static HTAB *started_batches = NULL;
+static Oid	started_rel = InvalidOid;	/* batch_execution when last used */
+static bool started_stale = false;
 
 /* Seen started in this transaction; added to started_batches at commit */
 static EntryList seen;			/* kind: AC_ROLLUP_BATCH_START */
@@ -249,7 +262,7 @@ ac_rollup_note(AcRollupKind kind, Datum id)
 		if (pending.e[i].kind == kind && memcmp(&pending.e[i].id, u, sizeof(pg_uuid_t)) == 0)
 			return;
 
-	if (kind == AC_ROLLUP_BATCH_START && started_batches != NULL)
+	if (kind == AC_ROLLUP_BATCH_START && started_batches != NULL && !started_stale)
 	{
 		bool		found;
 
@@ -278,6 +291,7 @@ batch_start(Datum id)
 	st = result_status();
 	if (st == AC_PENDING)
 		ac_plan_exec(&p_batch_start, &id, NULL, false, 0);
+	started_rel = ac_table_oid(AC_T_BATCH_EXECUTION);
 	remember_started(DatumGetUUIDP(id));
 }
 
@@ -643,11 +657,17 @@ ac_cascade_cancel(AcTable kind, Datum id)
 Datum
 ac_after_statement(PG_FUNCTION_ARGS)
 {
-	(void) ac_trigger_call(fcinfo, "after_statement",
-						   AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE,
-						   AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
-						   "after INSERT, UPDATE or DELETE on item_execution or batch_execution, for each statement",
-						   NULL);
+	TriggerData *td;
+	AcTable		t;
+
+	td = ac_trigger_call(fcinfo, "after_statement",
+						 AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE,
+						 AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
+						 "after INSERT, UPDATE or DELETE on item_execution or batch_execution, for each statement",
+						 &t);
+	/* every session's cache of started batch executions (see started_batches) */
+	if (t == AC_T_BATCH_EXECUTION && TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		CacheInvalidateRelcache(td->tg_relation);
 	ac_rollup_run_pending();
 	return PointerGetDatum(NULL);
 }
@@ -765,7 +785,14 @@ rollup_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (seen.n > 0)
+			if (started_stale)
+			{
+				if (started_batches != NULL)
+					hash_destroy(started_batches);
+				started_batches = NULL;
+				started_stale = false;
+			}
+			else if (seen.n > 0)
 			{
 				if (started_batches == NULL)
 				{
@@ -835,9 +862,17 @@ rollup_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	settle_entries(&seen, level, abort);
 }
 
+static void
+rollup_relcache_callback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == started_rel)
+		started_stale = true;
+}
+
 void
 ac_rollup_init(void)
 {
+	CacheRegisterRelcacheCallback(rollup_relcache_callback, (Datum) 0);
 	RegisterXactCallback(rollup_xact_callback, NULL);
 	RegisterSubXactCallback(rollup_subxact_callback, NULL);
 }

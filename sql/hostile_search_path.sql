@@ -99,6 +99,19 @@ SELECT count(*) AS history_rows FROM automation_core.item_state_history;
 -- the planted tables stayed empty
 SELECT (SELECT count(*) FROM public.automation) + (SELECT count(*) FROM public.run) AS planted_rows;
 DROP EXTENSION automation_core;
+-- created again in the same session, which wrote history before: history
+-- goes to the new table with its new identity sequence
+SET client_min_messages = warning;
+CREATE EXTENSION automation_core;
+RESET client_min_messages;
+INSERT INTO automation_core.automation (name) VALUES ('again');
+INSERT INTO automation_core.batch (automation_id, name) SELECT id, 'b' FROM automation_core.automation;
+INSERT INTO automation_core.item (batch_id, sequence_number) SELECT id, g FROM automation_core.batch, generate_series(1, 3) g;
+SELECT status FROM automation_core.start_run((SELECT id FROM automation_core.automation));
+SELECT count(*) AS history_rows, min(id) AS first_id FROM automation_core.item_state_history;
+SELECT count(*) AS claimed FROM automation_core.claim(NULL, 'w', 2);
+SELECT count(*) AS history_rows, max(id) AS last_id FROM automation_core.item_state_history;
+DROP EXTENSION automation_core;
 
 \c contrib_regression
 DROP DATABASE ac_hostile;

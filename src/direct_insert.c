@@ -8,7 +8,10 @@
  *		still pass through their triggers, which refuse them.
  *
  *		The open relation, its indexes and a slot are kept for the rest of
- *		the transaction and closed before commit.
+ *		the transaction and closed before commit. The identity column and
+ *		its sequence are kept across transactions (finding the sequence
+ *		scans pg_depend) until the table's relation cache entry is
+ *		invalidated.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +24,7 @@
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
@@ -40,13 +44,53 @@ typedef struct Inserter
 
 static Inserter inserters[AC_NTABLES];
 
+/* A table's identity column and sequence, valid while relid is set */
+typedef struct IdentityCache
+{
+	Oid			relid;
+	AttrNumber	att;
+	Oid			seq;
+} IdentityCache;
+
+static IdentityCache identities[AC_NTABLES];
+
+static void
+identity_lookup(IdentityCache *ic, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	if (ic->relid == RelationGetRelid(rel))
+		return;
+	ic->att = InvalidAttrNumber;
+	ic->seq = InvalidOid;
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (TupleDescAttr(desc, i)->attidentity)
+		{
+			ic->att = i + 1;
+			ic->seq = ac_identity_sequence(rel, i + 1);
+			break;
+		}
+	}
+	ic->relid = RelationGetRelid(rel);
+}
+
+static void
+identity_relcache_callback(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < AC_NTABLES; i++)
+		if (!OidIsValid(relid) || identities[i].relid == relid)
+			identities[i].relid = InvalidOid;
+}
+
 static void
 inserter_open(Inserter *ins, AcTable t)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	ResourceOwner oldowner = CurrentResourceOwner;
-	TupleDesc	desc;
-	int			i;
 
 	/* Keep everything across subtransactions: owned by the transaction. */
 	CurrentResourceOwner = TopTransactionResourceOwner;
@@ -57,19 +101,10 @@ inserter_open(Inserter *ins, AcTable t)
 		ins->rri = makeNode(ResultRelInfo);
 		InitResultRelInfo(ins->rri, ins->rel, 1, NULL, 0);
 		ExecOpenIndices(ins->rri, false);
-		desc = RelationGetDescr(ins->rel);
-		ins->slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
-		ins->identity_att = InvalidAttrNumber;
-		ins->identity_seq = InvalidOid;
-		for (i = 0; i < desc->natts; i++)
-		{
-			if (TupleDescAttr(desc, i)->attidentity)
-			{
-				ins->identity_att = i + 1;
-				ins->identity_seq = ac_identity_sequence(ins->rel, i + 1);
-				break;
-			}
-		}
+		ins->slot = MakeSingleTupleTableSlot(RelationGetDescr(ins->rel), &TTSOpsHeapTuple);
+		identity_lookup(&identities[t], ins->rel);
+		ins->identity_att = identities[t].att;
+		ins->identity_seq = identities[t].seq;
 	}
 	PG_FINALLY();
 	{
@@ -161,4 +196,5 @@ void
 ac_direct_insert_init(void)
 {
 	RegisterXactCallback(direct_insert_xact_callback, NULL);
+	CacheRegisterRelcacheCallback(identity_relcache_callback, (Datum) 0);
 }

@@ -173,6 +173,27 @@ SELECT ac_fixture('eh2', 1, 0) IS NOT NULL AS fixture;
 SELECT ac_try(format('UPDATE automation_core.batch_execution SET status = %L WHERE id = %L', 'processing', ac_be('eh2', 1)));
 SELECT ac_try(format('UPDATE automation_core.batch_execution SET status = %L WHERE id = %L', 'completed', ac_be('eh2', 1)));
 SELECT ac_state('eh2');
+-- an application's trigger that ends the run by hand when a batch execution
+-- completes is checked like any statement, also inside the roll-up
+SELECT ac_fixture('eh4', 2, 1) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE run_id = ac_run('eh4');
+CREATE FUNCTION pg_temp.end_run() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE automation_core.run SET status = 'completed' WHERE id = NEW.run_id AND status = 'processing';
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER zz_end_run AFTER UPDATE OF status ON automation_core.batch_execution
+	FOR EACH ROW WHEN (NEW.status = 'completed') EXECUTE FUNCTION pg_temp.end_run();
+SELECT ac_try(format('UPDATE automation_core.item_execution SET status = %L WHERE id = %L', 'completed', ac_ie('eh4', 1)), true);
+SELECT ac_state('eh4');
+-- also when the statement ends every item of the run: when the first batch
+-- execution completes, the other's roll-up has not run yet, so it is open
+SELECT ac_try(format('UPDATE automation_core.item_execution SET status = %L WHERE run_id = %L', 'completed', ac_run('eh4')));
+SELECT ac_state('eh4');
+DROP TRIGGER zz_end_run ON automation_core.batch_execution;
+SELECT ac_try(format('UPDATE automation_core.item_execution SET status = %L WHERE run_id = %L', 'completed', ac_run('eh4')));
+SELECT ac_state('eh4');
 -- the roll-up itself ends parents as before (the run of eh1 above); and a
 -- cancellation of a parent with open children is the way that stops them
 SELECT ac_fixture('eh3', 1, 2) IS NOT NULL AS fixture;

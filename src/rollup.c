@@ -106,11 +106,14 @@ static EntryList seen;			/* kind: AC_ROLLUP_BATCH_START */
 int			ac_cascade_depth = 0;
 
 /*
- * True while the roll-up sets the status it decided on: it has just seen
- * that no child is open, under the same lock, so the check that a hand-set
- * end makes (require_no_open_children) is not repeated.
+ * The batch execution or run whose status the roll-up is setting, while it
+ * does: it has just seen that no child is open, under the same lock, so the
+ * check that a hand-set end makes (require_no_open_children) is not
+ * repeated for that row. Only for that row: a trigger of the application's
+ * that reacts by ending another row by hand is checked as usual.
  */
 static bool rollup_setting = false;
+static pg_uuid_t rollup_setting_id;
 
 static void rollup_drain(void);
 
@@ -433,10 +436,11 @@ lock_other_open_item(Datum batch_execution_id)
 	return found;
 }
 
-/* The roll-up's own UPDATE of a batch execution or run */
+/* The roll-up's own UPDATE of a batch execution or run (args[0]: its id) */
 static void
 rollup_set(AcPlan *plan, Datum *args, const char *nulls)
 {
+	memcpy(&rollup_setting_id, DatumGetUUIDP(args[0]), sizeof(pg_uuid_t));
 	rollup_setting = true;
 	PG_TRY();
 	{
@@ -740,8 +744,14 @@ ac_after_update_row(PG_FUNCTION_ARGS)
 	to = ac_status_of_datum(trigger_row_attr(td, t, td->tg_newtuple, AC_C_STATUS, &isnull));
 	if (to == AC_CANCELLED && from != AC_CANCELLED)
 		ac_cascade_cancel(t, trigger_row_attr(td, t, td->tg_newtuple, AC_C_ID, &isnull));
-	else if ((to == AC_COMPLETED || to == AC_FAILED) && to != from && !rollup_setting)
-		require_no_open_children(t, trigger_row_attr(td, t, td->tg_newtuple, AC_C_ID, &isnull), to);
+	else if ((to == AC_COMPLETED || to == AC_FAILED) && to != from)
+	{
+		Datum		id = trigger_row_attr(td, t, td->tg_newtuple, AC_C_ID, &isnull);
+
+		if (!rollup_setting ||
+			memcmp(&rollup_setting_id, DatumGetUUIDP(id), sizeof(pg_uuid_t)) != 0)
+			require_no_open_children(t, id, to);
+	}
 	return PointerGetDatum(NULL);
 }
 

@@ -50,11 +50,13 @@ cmp_ok($node->safe_psql('postgres', qq{
 AcWorkload::check_finished_run($node, $run, 'stress');
 
 # Work added and removed by hand while the workers run: a meddler adds
-# item executions to the batch execution closest to its end and deletes
-# pending ones from it, racing the workers that finish its last items. An
-# addition to a batch execution that has ended must be refused (55000), a
-# deletion must leave what remains to roll up, and no snapshot may ever
-# show an open item execution in a batch execution that has ended.
+# item executions to the batch execution closest to its end, deletes
+# pending ones from it and tries to end it by hand, racing the workers that
+# finish its last items. An addition to a batch execution that has ended
+# must be refused (55000), a deletion must leave what remains to roll up,
+# an end by hand while an item is open must be refused (23514), and no
+# snapshot may ever show an open item execution in a batch execution that
+# has ended.
 my $run2 = $node->safe_psql('postgres', q{
 	INSERT INTO automation_core.automation (name) VALUES ('meddled');
 	INSERT INTO automation_core.batch (automation_id, name)
@@ -99,6 +101,18 @@ $node->safe_psql('postgres', q{
 		RETURN 'refused';
 	END
 	$$;
+	CREATE FUNCTION meddle_end(run uuid) RETURNS text LANGUAGE plpgsql AS $$
+	DECLARE
+		n integer;
+	BEGIN
+		UPDATE automation_core.batch_execution SET status = 'completed'
+		WHERE id = closest_to_end(run, false) AND status = 'processing';
+		GET DIAGNOSTICS n = ROW_COUNT;
+		RETURN CASE WHEN n = 1 THEN 'ended by hand' ELSE 'nothing to end' END;
+	EXCEPTION WHEN check_violation THEN
+		RETURN 'end refused';
+	END
+	$$;
 	CREATE TABLE meddle_log (what text NOT NULL);
 });
 my ($mfh, $meddle_script) = File::Temp::tempfile('ac_meddle_XXXX', SUFFIX => '.sql', TMPDIR => 1, UNLINK => 1);
@@ -110,6 +124,7 @@ WITH d AS (DELETE FROM automation_core.item_execution
 				ORDER BY random() LIMIT 1)
 	  AND status = 'pending' RETURNING 1)
 INSERT INTO meddle_log SELECT 'deleted' FROM d;
+INSERT INTO meddle_log SELECT meddle_end(:run::uuid);
 SELECT 1 / (NOT EXISTS (SELECT 1 FROM automation_core.item_execution ie
 	JOIN automation_core.batch_execution be ON be.id = ie.batch_execution_id
 	WHERE be.run_id = :run::uuid AND automation_core.is_terminal(be.status)
@@ -138,6 +153,8 @@ cmp_ok($node->safe_psql('postgres', q{SELECT count(*) FROM meddle_log WHERE what
 	'the meddler added item executions');
 cmp_ok($node->safe_psql('postgres', q{SELECT count(*) FROM meddle_log WHERE what = 'deleted'}), '>', 0,
 	'the meddler deleted item executions');
+cmp_ok($node->safe_psql('postgres', q{SELECT count(*) FROM meddle_log WHERE what = 'end refused'}), '>', 0,
+	'the meddler was refused ending batch executions with open items');
 AcWorkload::check_finished_run($node, $run2, 'meddled');
 
 # Plain DML over the items of many batch executions at once (an operator's

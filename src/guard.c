@@ -61,6 +61,11 @@ typedef struct GuardCtx
 	TupleDesc	desc;
 	HeapTuple	newtup;
 	HeapTuple	oldtup;			/* NULL on INSERT */
+	/* their columns, deformed once when first asked for (NULL until then) */
+	Datum	   *newvals;
+	bool	   *newnulls;
+	Datum	   *oldvals;
+	bool	   *oldnulls;
 	const Bitmapset *set_cols;	/* columns in the UPDATE's SET clause */
 	RowEdit		edit;
 	TimestampTz now;
@@ -137,6 +142,24 @@ att(GuardCtx *g, AcCol c)
 	return ac_attnum(g->table, c);
 }
 
+/*
+ * Column a of tuple tup, from its deformed copy: the checks read a dozen
+ * columns of each row, many of them after variable-length ones, which
+ * heap_getattr would find by walking the tuple from the start every time.
+ */
+static Datum
+column(GuardCtx *g, HeapTuple tup, Datum **vals, bool **nulls, AttrNumber a, bool *isnull)
+{
+	if (*vals == NULL)
+	{
+		*vals = palloc(sizeof(Datum) * g->desc->natts);
+		*nulls = palloc(sizeof(bool) * g->desc->natts);
+		heap_deform_tuple(tup, g->desc, *vals, *nulls);
+	}
+	*isnull = (*nulls)[a - 1];
+	return (*vals)[a - 1];
+}
+
 static Datum
 get_new(GuardCtx *g, AcCol c, bool *isnull)
 {
@@ -147,7 +170,7 @@ get_new(GuardCtx *g, AcCol c, bool *isnull)
 		*isnull = true;
 		return (Datum) 0;
 	}
-	return heap_getattr(g->newtup, a, g->desc, isnull);
+	return column(g, g->newtup, &g->newvals, &g->newnulls, a, isnull);
 }
 
 static Datum
@@ -160,7 +183,7 @@ get_old(GuardCtx *g, AcCol c, bool *isnull)
 		*isnull = true;
 		return (Datum) 0;
 	}
-	return heap_getattr(g->oldtup, a, g->desc, isnull);
+	return column(g, g->oldtup, &g->oldvals, &g->oldnulls, a, isnull);
 }
 
 /* Did the statement change column c (NULL-aware, byte-wise)? */
@@ -176,8 +199,8 @@ col_changed(GuardCtx *g, AcCol c)
 
 	if (a == InvalidAttrNumber || g->oldtup == NULL)
 		return false;
-	d1 = heap_getattr(g->oldtup, a, g->desc, &n1);
-	d2 = heap_getattr(g->newtup, a, g->desc, &n2);
+	d1 = column(g, g->oldtup, &g->oldvals, &g->oldnulls, a, &n1);
+	d2 = column(g, g->newtup, &g->newvals, &g->newnulls, a, &n2);
 	if (n1 || n2)
 		return n1 != n2;
 	attr = TupleDescAttr(g->desc, a - 1);

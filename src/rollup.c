@@ -425,7 +425,10 @@ remember_proof(TupleTableSlot *locked, Datum batch_execution_id)
  * LOCKED does, minus the planner and executor start-up on every finished
  * item). Items nobody has claimed come first: a processing item is about to
  * be finished by its worker, who would have to wait for this transaction's
- * commit; only when no other is free is one of those taken. A row changed
+ * commit; only when no other is free, or after passing over
+ * PROOF_PASS_OVER of them (the tail of a batch execution whose every item
+ * is being worked on: reading them all would cost more than a short wait
+ * of one worker), is one of those taken. A row changed
  * since the snapshot is skipped rather than followed: skipping can only send
  * us on to step 2, which is always safe. The index is only the way in; what
  * decides is the status of the version we locked.
@@ -433,6 +436,8 @@ remember_proof(TupleTableSlot *locked, Datum batch_execution_id)
  * missing, not valid (a REINDEX CONCURRENTLY in progress) or not what we
  * expect (then the query does it, and the planner picks what it can use).
  */
+#define PROOF_PASS_OVER 32
+
 static int
 lock_other_open_item(Datum batch_execution_id)
 {
@@ -448,7 +453,7 @@ lock_other_open_item(Datum batch_execution_id)
 	CommandId	cid;
 	int			found = 0;
 	int			pass;
-	bool		passed_over = false;
+	int			passed_over = 0;
 
 	indexoid = ac_open_items_index_oid();
 	if (!OidIsValid(indexoid))
@@ -478,7 +483,7 @@ lock_other_open_item(Datum batch_execution_id)
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, batch_execution_id);
 	scan = found ? NULL : index_beginscan(heap, index, snap, 1, 0);
 	/* the second pass only for processing items the first one passed over */
-	for (pass = 0; pass < 2 && !found && (pass == 0 || passed_over); pass++)
+	for (pass = 0; pass < 2 && !found && (pass == 0 || passed_over > 0); pass++)
 	{
 		index_rescan(scan, &key, 1, NULL, 0);
 		while (!found && index_getnext_slot(scan, BackwardScanDirection, slot))
@@ -493,8 +498,8 @@ lock_other_open_item(Datum batch_execution_id)
 				continue;
 			if (pass == 0 && ac_status_of_datum(st) == AC_PROCESSING)
 			{
-				passed_over = true;
-				continue;
+				if (passed_over++ < PROOF_PASS_OVER)
+					continue;
 			}
 			if (table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
 								 LockTupleNoKeyExclusive, LockWaitSkip, 0,

@@ -293,5 +293,28 @@ SELECT c.id = :'paused' AS resumed FROM claim(:'run10', 'w', 100) c;
 SELECT status FROM complete(:'paused');
 SELECT status FROM run WHERE id = :'run10';
 
+-- claim(run) reads that run's ready rows, not the queue of every run: a run
+-- queued behind thousands of pending items of another is claimed from
+-- through the index of ready rows by run, whatever the statistics say
+-- (with two runs, the planner guesses half the rows are the run's).
+INSERT INTO automation (name) VALUES ('backlog') RETURNING id AS backlog \gset
+INSERT INTO batch (automation_id, name) VALUES (:'backlog', 'b') RETURNING id AS backlog_batch \gset
+INSERT INTO item (batch_id, sequence_number) SELECT :'backlog_batch', g FROM generate_series(0, 4999) g;
+INSERT INTO automation (name) VALUES ('behind') RETURNING id AS behind \gset
+INSERT INTO batch (automation_id, name) VALUES (:'behind', 'b') RETURNING id AS behind_batch \gset
+INSERT INTO item (batch_id, sequence_number) SELECT :'behind_batch', g FROM generate_series(0, 9) g;
+DELETE FROM run WHERE status NOT IN ('completed', 'failed', 'cancelled');
+SELECT id AS run11 FROM start_run(:'backlog') \gset
+SELECT id AS run12 FROM start_run(:'behind') \gset
+ANALYZE item_execution;
+BEGIN;
+SELECT pg_stat_get_xact_tuples_fetched('automation_core.item_execution_ready_idx'::regclass) AS ready0,
+	pg_stat_get_xact_numscans('automation_core.item_execution_run_ready_idx'::regclass) AS run_ready0 \gset
+SELECT count(*) AS claimed, bool_and(c.run_id = :'run12') AS all_of_the_run
+FROM generate_series(1, 6) g, LATERAL claim(:'run12', 'w', 1) c;
+SELECT pg_stat_get_xact_tuples_fetched('automation_core.item_execution_ready_idx'::regclass) - :ready0 AS queue_rows_read,
+	pg_stat_get_xact_numscans('automation_core.item_execution_run_ready_idx'::regclass) - :run_ready0 AS run_index_scans;
+COMMIT;
+
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

@@ -383,10 +383,11 @@ lock_known_proof(Relation heap, Snapshot snap, CommandId cid,
 		{
 			TM_FailureData tmfd;
 			bool		isnull;
+			bool		be_null;
 			Datum		st = slot_getattr(slot, status_att, &isnull);
-			Datum		be = slot_getattr(slot, batch_att, &isnull);
+			Datum		be = slot_getattr(slot, batch_att, &be_null);
 
-			if (!isnull &&
+			if (!isnull && !be_null &&
 				memcmp(DatumGetUUIDP(be), DatumGetUUIDP(batch_execution_id), sizeof(pg_uuid_t)) == 0 &&
 				(ac_status_of_datum(st) == AC_PENDING || ac_status_of_datum(st) == AC_RETRYING) &&
 				table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,

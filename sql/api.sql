@@ -316,5 +316,26 @@ SELECT pg_stat_get_xact_tuples_fetched('automation_core.item_execution_ready_idx
 	pg_stat_get_xact_numscans('automation_core.item_execution_run_ready_idx'::regclass) - :run_ready0 AS run_index_scans;
 COMMIT;
 
+-- claim skips retries that are not due yet inside the index, without
+-- fetching their rows: after an outage thousands of them can wait at the
+-- head of the queue, and every claim used to read each of them.
+SELECT r.status FROM unnest(ARRAY[:'run11', :'run12']::uuid[]) x, LATERAL cancel_run(x, 'make way') r;
+SELECT id AS run14 FROM start_run(:'backlog', NULL, 3) \gset
+SELECT count(*) AS claimed FROM claim(:'run14', 'w', 5000);
+SELECT f.status, count(*) FROM item_execution x, LATERAL fail(x.id, 'down', true, '1 hour') f
+WHERE x.run_id = :'run14' GROUP BY f.status;
+SELECT id AS run13 FROM start_run(:'behind') \gset
+ANALYZE item_execution;
+BEGIN;
+SELECT pg_stat_get_xact_tuples_fetched('automation_core.item_execution_ready_idx'::regclass) AS ready1 \gset
+SELECT c.run_id = :'run13' AS from_the_run_behind FROM claim(NULL, 'w', 1) c;
+SELECT pg_stat_get_xact_tuples_fetched('automation_core.item_execution_ready_idx'::regclass) - :ready1 AS rows_fetched;
+COMMIT;
+-- once due, a retry comes first again: it is ahead in the queue
+UPDATE item_execution SET next_attempt_at = now() - interval '1 second'
+WHERE id = (SELECT id FROM item_execution WHERE run_id = :'run14' AND status = 'retrying'
+			ORDER BY queue_position DESC LIMIT 1);
+SELECT c.run_id = :'run14' AS due_retry_first, c.attempt_count FROM claim(NULL, 'w', 1) c;
+
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

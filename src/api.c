@@ -100,7 +100,8 @@ static AcPlan p_select_run = {
 	"       lease_expires_at = pg_catalog.now() + $4 "
 #define CLAIM_READY \
 	"WHERE status IN ('pending', 'retrying') AND is_active " \
-	"  AND (next_attempt_at IS NULL OR next_attempt_at <= pg_catalog.now()) "
+	"  AND COALESCE(next_attempt_at, '-infinity'::pg_catalog.timestamptz) " \
+	"      OPERATOR(pg_catalog.<=) pg_catalog.now() "
 /*
  * CLAIM_PLAN(run filter, pick): pick is "= (SELECT" for one item (a scalar
  * subquery, the common case) or "= ANY (ARRAY(SELECT" for many.

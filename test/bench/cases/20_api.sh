@@ -7,11 +7,11 @@
 # PGUSER (a superuser). Works in databases of its own, dropped at the end. Prints
 # markdown table rows on stdout, progress on stderr. Medians of
 # AC_BENCH_RUNS runs (default 3). AC_BENCH_ONLY picks sections
-# (one graphile batch start heartbeat latency), all by default.
+# (one graphile batch start heartbeat latency retries), all by default.
 set -euo pipefail
 
 RUNS=${AC_BENCH_RUNS:-3}
-ONLY=${AC_BENCH_ONLY:-one graphile batch start heartbeat latency}
+ONLY=${AC_BENCH_ONLY:-one graphile batch start heartbeat latency retries}
 DUR=${AC_BENCH_SECONDS:-3}		# seconds per one-item-per-call measurement
 LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-2400}	# calls per latency measurement, at least 800
 [ "$LAT_CALLS" -ge 800 ] || { echo "AC_BENCH_LATENCY_CALLS must be at least 800" >&2; exit 1; }
@@ -496,5 +496,41 @@ SQL
 	elm=$(cut -d' ' -f3 "$WORK/runs_full" | median)
 	row "claim + complete of the item that ends a batch execution of 800 (ms)" "1 client, synchronous_commit = off, 1,000,000 finished rows" \
 		"$(fmt "$eem" 3) (empty)" "$(fmt "$elm" 3)" "$(ratio "$elm" "$eem")" "report"
+	reset_queue
+fi
+
+###########################################################################
+# claim behind retries that are not due: after an outage, every item of a
+# run has failed and waits an hour for its next attempt, at the head of the
+# queue; a later run's pending items are what claim must find.
+###########################################################################
+if want retries; then
+	reset_queue
+	log "== 24,000 retries waiting an hour"
+	q <<SQL >/dev/null
+SELECT id FROM automation_core.start_run('$AUTO_Q', 'outage', 3);
+UPDATE automation_core.item_execution SET status = 'processing';
+UPDATE automation_core.item_execution SET status = 'retrying', next_attempt_at = now() + interval '1 hour';
+SQL
+	ac_run
+	rw=()
+	for r in $(seq "$RUNS"); do
+		quiesce
+		read -r a _ <<<"$(latency_ms "$WORK/ac1.sql")"
+		rw+=("$a")
+		log "latency behind waiting retries, run $r: $a ms"
+	done
+	reset_queue; ac_run
+	r0=()
+	for r in $(seq "$RUNS"); do
+		quiesce
+		read -r a _ <<<"$(latency_ms "$WORK/ac1.sql")"
+		r0+=("$a")
+		log "latency without them, run $r: $a ms"
+	done
+	wm=$(printf '%s\n' "${rw[@]}" | median)
+	nm=$(printf '%s\n' "${r0[@]}" | median)
+	row "claim + complete latency, 1 item (ms)" "1 client, synchronous_commit = off, 24,000 retries not due ahead in the queue" \
+		"$(fmt "$nm" 3) (none)" "$(fmt "$wm" 3)" "$(ratio "$wm" "$nm")" "report"
 	reset_queue
 fi

@@ -513,23 +513,19 @@ UPDATE automation_core.item_execution SET status = 'processing';
 UPDATE automation_core.item_execution SET status = 'retrying', next_attempt_at = now() + interval '1 hour';
 SQL
 	ac_run
-	rw=()
-	for r in $(seq "$RUNS"); do
-		quiesce
-		read -r a _ <<<"$(latency_ms "$WORK/ac1.sql")"
-		rw+=("$a")
-		log "latency behind waiting retries, run $r: $a ms"
-	done
+	# RUNS measurements of automation_core's latency, their median
+	median_latency() {
+		local r a
+		for r in $(seq "$RUNS"); do
+			quiesce
+			read -r a _ <<<"$(latency_ms "$WORK/ac1.sql")"
+			log "latency $1, run $r: $a ms"
+			echo "$a"
+		done | median
+	}
+	wm=$(median_latency "behind waiting retries")
 	reset_queue; ac_run
-	r0=()
-	for r in $(seq "$RUNS"); do
-		quiesce
-		read -r a _ <<<"$(latency_ms "$WORK/ac1.sql")"
-		r0+=("$a")
-		log "latency without them, run $r: $a ms"
-	done
-	wm=$(printf '%s\n' "${rw[@]}" | median)
-	nm=$(printf '%s\n' "${r0[@]}" | median)
+	nm=$(median_latency "without them")
 	row "claim + complete latency, 1 item (ms)" "1 client, synchronous_commit = off, 24,000 retries not due ahead in the queue" \
 		"$(fmt "$nm" 3) (none)" "$(fmt "$wm" 3)" "$(ratio "$wm" "$nm")" "report"
 	reset_queue

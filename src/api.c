@@ -98,6 +98,12 @@ static AcPlan p_select_run = {
 #define CLAIM_SET \
 	"UPDATE " IE " ie SET status = 'processing', worker = $2, " \
 	"       lease_expires_at = pg_catalog.now() + $4 "
+/*
+ * The readiness test is written as the ready indexes' second key column
+ * (COALESCE(next_attempt_at, '-infinity'), see automation_core--1.0.sql),
+ * so that the btree passes over retries not yet due without fetching their
+ * rows; written as "IS NULL OR <= now()" it is a filter on every row.
+ */
 #define CLAIM_READY \
 	"WHERE status IN ('pending', 'retrying') AND is_active " \
 	"  AND COALESCE(next_attempt_at, '-infinity'::pg_catalog.timestamptz) " \

@@ -353,6 +353,40 @@ static bool proof_known = false;
 static pg_uuid_t proof_batch;
 static pg_uuid_t proof_item;
 
+/*
+ * Is index a valid btree of heap whose first key column is att? The
+ * proof's scans walk an index directly and read nothing else of it.
+ */
+static bool
+btree_led_by(Relation index, Relation heap, AttrNumber att)
+{
+	return index->rd_index->indrelid == RelationGetRelid(heap) &&
+		index->rd_index->indisvalid &&
+		index->rd_rel->relam == BTREE_AM_OID &&
+		index->rd_index->indnkeyatts >= 1 &&
+		index->rd_index->indkey.values[0] == att;
+}
+
+/*
+ * Lock the row version in slot as FOR NO KEY UPDATE SKIP LOCKED would; true
+ * when the lock is held and the version locked is still open (a version
+ * changed since the snapshot, or held by someone else, is not taken).
+ */
+static bool
+lock_if_open(Relation heap, TupleTableSlot *slot, Snapshot snap, CommandId cid,
+			 TupleTableSlot *locked)
+{
+	TM_FailureData tmfd;
+	bool		isnull;
+	Datum		st;
+
+	if (table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
+						 LockTupleNoKeyExclusive, LockWaitSkip, 0, &tmfd) != TM_Ok)
+		return false;
+	st = slot_getattr(locked, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS), &isnull);
+	return !isnull && !ac_status_is_terminal(ac_status_of_datum(st));
+}
+
 static bool
 lock_known_proof(Relation heap, Snapshot snap, CommandId cid,
 				 TupleTableSlot *slot, TupleTableSlot *locked, Datum batch_execution_id)
@@ -372,30 +406,22 @@ lock_known_proof(Relation heap, Snapshot snap, CommandId cid,
 	if (!OidIsValid(pk))
 		return false;
 	index = index_open(pk, AccessShareLock);
-	if (index->rd_index->indisvalid && index->rd_rel->relam == BTREE_AM_OID &&
-		index->rd_index->indnkeyatts == 1 &&
-		index->rd_index->indkey.values[0] == ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID))
+	if (btree_led_by(index, heap, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID)))
 	{
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&proof_item));
 		scan = index_beginscan(heap, index, snap, 1, 0);
 		index_rescan(scan, &key, 1, NULL, 0);
 		if (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
-			TM_FailureData tmfd;
 			bool		isnull;
 			bool		be_null;
 			Datum		st = slot_getattr(slot, status_att, &isnull);
 			Datum		be = slot_getattr(slot, batch_att, &be_null);
 
-			if (!isnull && !be_null &&
+			found = !isnull && !be_null &&
 				memcmp(DatumGetUUIDP(be), DatumGetUUIDP(batch_execution_id), sizeof(pg_uuid_t)) == 0 &&
 				(ac_status_of_datum(st) == AC_PENDING || ac_status_of_datum(st) == AC_RETRYING) &&
-				table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
-								 LockTupleNoKeyExclusive, LockWaitSkip, 0, &tmfd) == TM_Ok)
-			{
-				st = slot_getattr(locked, status_att, &isnull);
-				found = !isnull && !ac_status_is_terminal(ac_status_of_datum(st));
-			}
+				lock_if_open(heap, slot, snap, cid, locked);
 		}
 		index_endscan(scan);
 	}
@@ -461,12 +487,7 @@ lock_other_open_item(Datum batch_execution_id)
 		return -1;
 	heap = table_open(ac_table_oid(AC_T_ITEM_EXECUTION), RowExclusiveLock);
 	index = index_open(indexoid, AccessShareLock);
-	if (index->rd_index->indrelid != RelationGetRelid(heap) ||
-		!index->rd_index->indisvalid ||
-		index->rd_rel->relam != BTREE_AM_OID ||
-		index->rd_index->indnkeyatts < 1 ||
-		index->rd_index->indkey.values[0] !=
-		ac_attnum(AC_T_ITEM_EXECUTION, AC_C_BATCH_EXECUTION_ID))
+	if (!btree_led_by(index, heap, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_BATCH_EXECUTION_ID)))
 	{
 		index_close(index, AccessShareLock);
 		table_close(heap, NoLock);
@@ -489,7 +510,6 @@ lock_other_open_item(Datum batch_execution_id)
 		index_rescan(scan, &key, 1, NULL, 0);
 		while (!found && index_getnext_slot(scan, BackwardScanDirection, slot))
 		{
-			TM_FailureData tmfd;
 			bool		isnull;
 			Datum		st;
 
@@ -497,17 +517,10 @@ lock_other_open_item(Datum batch_execution_id)
 			st = slot_getattr(slot, status_att, &isnull);
 			if (isnull)
 				continue;
-			if (pass == 0 && ac_status_of_datum(st) == AC_PROCESSING)
-			{
-				if (passed_over++ < PROOF_PASS_OVER)
-					continue;
-			}
-			if (table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
-								 LockTupleNoKeyExclusive, LockWaitSkip, 0,
-								 &tmfd) != TM_Ok)
+			if (pass == 0 && ac_status_of_datum(st) == AC_PROCESSING &&
+				passed_over++ < PROOF_PASS_OVER)
 				continue;
-			st = slot_getattr(locked, status_att, &isnull);
-			if (!isnull && !ac_status_is_terminal(ac_status_of_datum(st)))
+			if (lock_if_open(heap, slot, snap, cid, locked))
 			{
 				found = 1;
 				remember_proof(locked, batch_execution_id);
@@ -783,7 +796,7 @@ trigger_row_attr(TriggerData *td, AcTable t, HeapTuple row, AcCol col, bool *isn
  * here; its own roll-up will end the parent.
  */
 static void
-require_no_open_children(AcTable t, Datum id, AcStatus to)
+require_no_open_children(Relation rel, AcTable t, Datum id, AcStatus to)
 {
 	bool		item = t == AC_T_BATCH_EXECUTION;
 	bool		isnull;
@@ -810,10 +823,8 @@ require_no_open_children(AcTable t, Datum id, AcStatus to)
 					   parent_id, ac_status_name(to), child_id, ac_status_name(child_status)),
 			 errhint(item ? "Let its item executions finish (the batch execution then ends by itself), or cancel the batch execution, which cancels them." :
 					 "Let its batch executions finish (the run then ends by itself), or cancel the run, which cancels them."),
-			 err_generic_string(PG_DIAG_SCHEMA_NAME, "automation_core"),
-			 err_generic_string(PG_DIAG_TABLE_NAME, ac_table_name(t)),
-			 err_generic_string(PG_DIAG_CONSTRAINT_NAME,
-								item ? "batch_execution_status_transition" : "run_status_transition")));
+			 errtableconstraint(rel, item ? "batch_execution_status_transition" :
+								"run_status_transition")));
 }
 
 Datum
@@ -838,7 +849,7 @@ ac_after_update_row(PG_FUNCTION_ARGS)
 
 		if (!rollup_setting ||
 			memcmp(&rollup_setting_id, DatumGetUUIDP(id), sizeof(pg_uuid_t)) != 0)
-			require_no_open_children(t, id, to);
+			require_no_open_children(td->tg_relation, t, id, to);
 	}
 	return PointerGetDatum(NULL);
 }

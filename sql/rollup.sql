@@ -367,9 +367,11 @@ SELECT id AS mpb_be FROM automation_core.batch_execution WHERE run_id = :'mpb_ru
 SELECT * FROM pg_temp.finish_batch(:'mpb_be');
 
 -- 2. Every other batch execution of the run has finished: the run rolls up
--- too. In both cases the open items' index is read twice: by the proof's
--- walk, which finds nothing to lock (and walks no second time, as nothing
--- was processing), and by the look for an open item.
+-- too. In both cases the open items' index is read three times: by the
+-- proof's walk, which finds nothing to lock (and walks no second time, as
+-- nothing was processing), by the look for an open item, and by the check
+-- that a batch execution set to completed has none left, which the
+-- roll-up's own UPDATE passes like any other.
 SELECT id AS mpb_run FROM automation_core.start_run(:'mpb') \gset
 SELECT id AS mpb_be FROM automation_core.batch_execution WHERE run_id = :'mpb_run' ORDER BY id DESC LIMIT 1 \gset
 UPDATE automation_core.item_execution SET status = 'processing'

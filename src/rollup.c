@@ -106,16 +106,6 @@ static EntryList seen;			/* kind: AC_ROLLUP_BATCH_START */
 
 int			ac_cascade_depth = 0;
 
-/*
- * The batch execution or run whose status the roll-up is setting, while it
- * does: it has just seen that no child is open, under the same lock, so the
- * check that a hand-set end makes (require_no_open_children) is not
- * repeated for that row. Only for that row: a trigger of the application's
- * that reacts by ending another row by hand is checked as usual.
- */
-static bool rollup_setting = false;
-static pg_uuid_t rollup_setting_id;
-
 static void rollup_drain(void);
 
 /* Kept plans */
@@ -537,23 +527,6 @@ lock_other_open_item(Datum batch_execution_id)
 	return found;
 }
 
-/* The roll-up's own UPDATE of a batch execution or run (args[0]: its id) */
-static void
-rollup_set(AcPlan *plan, Datum *args, const char *nulls)
-{
-	memcpy(&rollup_setting_id, DatumGetUUIDP(args[0]), sizeof(pg_uuid_t));
-	rollup_setting = true;
-	PG_TRY();
-	{
-		ac_plan_exec(plan, args, nulls, false, 0);
-	}
-	PG_FINALLY();
-	{
-		rollup_setting = false;
-	}
-	PG_END_TRY();
-}
-
 static void
 batch_check(Datum id)
 {
@@ -583,7 +556,7 @@ batch_check(Datum id)
 		ac_plan_exec(&p_batch_set, args, NULL, false, 0);
 	}
 	args[1] = ac_status_datum(target);
-	rollup_set(&p_batch_set, args, NULL);
+	ac_plan_exec(&p_batch_set, args, NULL, false, 0);
 }
 
 static void
@@ -616,7 +589,7 @@ run_check(Datum id)
 		ac_plan_exec(&p_run_set, args, n1, false, 0);
 	}
 	args[1] = ac_status_datum(target);
-	rollup_set(&p_run_set, args, nulls);
+	ac_plan_exec(&p_run_set, args, nulls, false, 0);
 }
 
 /*
@@ -785,9 +758,11 @@ trigger_row_attr(TriggerData *td, AcTable t, HeapTuple row, AcCol col, bool *isn
 }
 
 /*
- * A batch execution or run set to completed or failed by a statement (not
- * by the roll-up) must have no open child left: otherwise it would have
- * ended with work still going on inside, which nothing would ever roll up.
+ * A batch execution or run set to completed or failed must have no open
+ * child left: otherwise it would have ended with work still going on
+ * inside, which nothing would ever roll up. The roll-up's own UPDATE passes
+ * this too (it has just seen the same, under the same lock; one index probe
+ * more at the end of a batch execution, not worth a flag to skip it).
  * This runs after the row was updated, so the parent's row lock is held:
  * an INSERT adding a child locks the parent FOR SHARE at its end and so
  * either committed before (and its rows are seen here, with the latest
@@ -844,13 +819,8 @@ ac_after_update_row(PG_FUNCTION_ARGS)
 	if (to == AC_CANCELLED && from != AC_CANCELLED)
 		ac_cascade_cancel(t, trigger_row_attr(td, t, td->tg_newtuple, AC_C_ID, &isnull));
 	else if ((to == AC_COMPLETED || to == AC_FAILED) && to != from)
-	{
-		Datum		id = trigger_row_attr(td, t, td->tg_newtuple, AC_C_ID, &isnull);
-
-		if (!rollup_setting ||
-			memcmp(&rollup_setting_id, DatumGetUUIDP(id), sizeof(pg_uuid_t)) != 0)
-			require_no_open_children(td->tg_relation, t, id, to);
-	}
+		require_no_open_children(td->tg_relation, t,
+								 trigger_row_attr(td, t, td->tg_newtuple, AC_C_ID, &isnull), to);
 	return PointerGetDatum(NULL);
 }
 

@@ -337,5 +337,62 @@ WHERE id = (SELECT id FROM item_execution WHERE run_id = :'run14' AND status = '
 			ORDER BY queue_position DESC LIMIT 1);
 SELECT c.run_id = :'run14' AS due_retry_first, c.attempt_count FROM claim(NULL, 'w', 1) c;
 
+-- start_run inserts its item executions without the foreign-key check per
+-- row, whose query looks up the item by primary key: start_run's own query
+-- locks every item as that check would (the isolation spec
+-- start_run_delete_item shows the lock at work). A table with an INSERT
+-- trigger of its user, or a caller who may not lock items, gets the
+-- ordinary INSERT with its checks: the same rows and history, and the
+-- user's trigger fires for each row.
+INSERT INTO automation (name) VALUES ('bulk') RETURNING id AS bulk \gset
+INSERT INTO batch (automation_id, name) SELECT :'bulk', 'b' || g FROM generate_series(1, 3) g;
+INSERT INTO item (batch_id, sequence_number)
+SELECT b.id, g FROM batch b, generate_series(0, 2) g WHERE b.automation_id = :'bulk';
+CREATE TABLE api_test.fired (id uuid);
+CREATE FUNCTION api_test.note_insert() RETURNS trigger LANGUAGE plpgsql
+AS $$BEGIN INSERT INTO api_test.fired VALUES (NEW.id); RETURN NEW; END$$;
+CREATE FUNCTION api_test.start_counted(a uuid, OUT run uuid, OUT items bigint, OUT item_lookups bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	before bigint := pg_stat_get_xact_numscans('automation_core.item_pkey'::regclass);
+BEGIN
+	SELECT s.id INTO run FROM automation_core.start_run(a, 'bulk', 2) s;
+	item_lookups := pg_stat_get_xact_numscans('automation_core.item_pkey'::regclass) - before;
+	SELECT count(*) INTO items FROM automation_core.item_execution WHERE run_id = run;
+END $$;
+SELECT run AS bulk_run, items, item_lookups FROM api_test.start_counted(:'bulk') \gset
+SELECT :items AS items, :item_lookups AS item_lookups;
+CREATE TRIGGER note_insert AFTER INSERT ON item_execution
+	FOR EACH ROW EXECUTE FUNCTION api_test.note_insert();
+SELECT run AS plain_run, items, item_lookups FROM api_test.start_counted(:'bulk') \gset
+SELECT :items AS items, :item_lookups AS item_lookups;
+DROP TRIGGER note_insert ON item_execution;
+SELECT count(*) AS trigger_fired, count(*) FILTER (WHERE ie.run_id = :'plain_run') AS for_its_rows
+FROM api_test.fired f JOIN item_execution ie ON ie.id = f.id;
+-- each item's two rows, and its two history rows, differ in nothing but
+-- ids and times
+SELECT count(*) AS rows, count(DISTINCT j) AS distinct_rows
+FROM (SELECT to_jsonb(ie) - '{id,run_id,batch_execution_id,queue_position,created_at,updated_at}'::text[]
+			 || jsonb_build_object('place', rank() OVER (PARTITION BY ie.run_id ORDER BY ie.queue_position),
+								   'batch', b.name, 'n', i.sequence_number) AS j
+	  FROM item_execution ie JOIN item i ON i.id = ie.item_id JOIN batch b ON b.id = i.batch_id
+	  WHERE ie.run_id IN (:'bulk_run', :'plain_run')) x;
+SELECT count(*) AS history_rows, count(DISTINCT j) AS distinct_rows
+FROM (SELECT to_jsonb(h) - '{id,item_execution_id,changed_at,created_at}'::text[]
+			 || jsonb_build_object('item', ie.item_id) AS j
+	  FROM item_state_history h JOIN item_execution ie ON ie.id = h.item_execution_id
+	  WHERE ie.run_id IN (:'bulk_run', :'plain_run')) x;
+-- a role that may read items but not lock them starts runs as before
+CREATE ROLE ac_starter;
+GRANT USAGE ON SCHEMA automation_core, api_test TO ac_starter;
+GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA automation_core TO ac_starter;
+GRANT UPDATE ON automation, run, batch_execution, item_execution TO ac_starter;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA automation_core TO ac_starter;
+SET ROLE ac_starter;
+SELECT items, item_lookups FROM api_test.start_counted(:'bulk');
+RESET ROLE;
+DROP OWNED BY ac_starter;
+DROP ROLE ac_starter;
+
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

@@ -21,6 +21,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
@@ -68,6 +69,29 @@ static AcPlan p_insert_item_executions = {
 	"      ORDER BY b.created_at, b.name, i.sequence_number) o",
 	2, {UUIDOID, INT4OID}
 };
+/*
+ * The same rows for ac_bulk_insert, which checks no foreign key per row:
+ * each item is locked here as the foreign key's check would lock it (so
+ * that it cannot be deleted before this transaction ends), and the batch
+ * executions are this transaction's own.
+ */
+static AcPlan p_item_execution_rows = {
+	"SELECT automation_core.uuid_v7(), $1, o.batch_execution_id, o.item_id, $2, "
+	"       pg_catalog.nextval('automation_core.item_execution_queue_seq'::pg_catalog.regclass) "
+	"FROM (SELECT be.id AS batch_execution_id, i.id AS item_id "
+	"      FROM automation_core.batch_execution be "
+	"      JOIN automation_core.batch b ON b.id = be.batch_id "
+	"      JOIN automation_core.item i ON i.batch_id = be.batch_id AND i.is_active "
+	"      WHERE be.run_id = $1 "
+	"      ORDER BY b.created_at, b.name, i.sequence_number "
+	"      FOR KEY SHARE OF i) o",
+	2, {UUIDOID, INT4OID}
+};
+static const AcCol item_execution_row_cols[] = {
+	AC_C_ID, AC_C_RUN_ID, AC_C_BATCH_EXECUTION_ID, AC_C_ITEM_ID, AC_C_MAX_ATTEMPTS,
+	AC_C_QUEUE_POSITION
+};
+static const AcTable item_execution_row_parents[] = {AC_T_BATCH_EXECUTION, AC_T_ITEM};
 static AcPlan p_run_processing = {
 	"UPDATE automation_core.run SET status = 'processing' WHERE id = $1", 1, {UUIDOID}
 };
@@ -282,6 +306,27 @@ pass_arg(FunctionCallInfo fcinfo, int argno, Datum *args, char *nulls, int i)
 }
 
 /*
+ * The run's item executions (args: run id, max_attempts): in bulk, or by
+ * the INSERT when the table has triggers or policies of its user, or when
+ * the caller may not lock items (row locks take UPDATE privilege; the
+ * foreign key's check takes its lock as the owner of item).
+ */
+static void
+insert_item_executions(Datum *args, const char *nulls)
+{
+	AttrNumber	attnums[lengthof(item_execution_row_cols)];
+	int			i;
+
+	for (i = 0; i < lengthof(item_execution_row_cols); i++)
+		attnums[i] = ac_attnum(AC_T_ITEM_EXECUTION, item_execution_row_cols[i]);
+	if (pg_class_aclcheck(ac_table_oid(AC_T_ITEM), GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
+		!ac_bulk_insert(AC_T_ITEM_EXECUTION, &p_item_execution_rows, args, nulls,
+						attnums, lengthof(attnums), item_execution_row_parents,
+						lengthof(item_execution_row_parents)))
+		ac_plan_exec(&p_insert_item_executions, args, nulls, false, 0);
+}
+
+/*
  * start_run(automation_id, correlation_id, max_attempts): the run, one batch
  * execution per active batch and one item execution per active item, each
  * made by a single INSERT ... SELECT; the run then enters processing.
@@ -330,7 +375,7 @@ ac_start_run(PG_FUNCTION_ARGS)
 
 	pass_arg(fcinfo, 2, args, nulls, 1);
 	nulls[0] = ' ';
-	ac_plan_exec(&p_insert_item_executions, args, nulls, false, 0);
+	insert_item_executions(args, nulls);
 
 	ac_plan_exec(&p_run_processing, &run_id, NULL, false, 0);
 

@@ -132,6 +132,12 @@ extern Datum ac_status_datum(AcStatus s);
 extern AcStatus ac_status_of_datum(Datum d);
 extern void ac_catalog_init(void);
 
+/* bulk_insert.c: start_run's item executions, see there */
+struct AcPlan;
+extern bool ac_bulk_insert(AcTable t, struct AcPlan *source, Datum *args,
+						   const char *nulls, const AttrNumber *attnums, int ncols,
+						   const AcTable *parents, int nparents);
+
 /* direct_insert.c: rows written by automation_core itself */
 extern void ac_direct_insert(AcTable t, Datum *values, bool *nulls);
 extern void ac_direct_insert_init(void);

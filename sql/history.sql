@@ -53,6 +53,36 @@ COMMIT;
 SELECT previous_status, new_status FROM automation_core.item_state_history
 WHERE item_execution_id = ac_ie('hist', 3) ORDER BY id;
 
+-- an INSERT's first history rows are written a heap page at a time, after
+-- the statement: an error while they wait (here the history's id sequence
+-- running out after 2 of 3 rows) throws them away with the statement, and
+-- the next statement in the transaction writes only its own
+SELECT ac_fixture('hist-err', 1, 0) AS err_run \gset
+SELECT id AS err_be FROM automation_core.batch_execution WHERE run_id = :'err_run' \gset
+INSERT INTO automation_core.item (batch_id, sequence_number)
+SELECT b.id, g FROM automation_core.batch_execution be JOIN automation_core.batch b ON b.id = be.batch_id,
+	generate_series(1, 4) g WHERE be.id = :'err_be';
+BEGIN;
+SAVEPOINT s;
+DO $$BEGIN EXECUTE format('ALTER SEQUENCE %s MAXVALUE %s',
+	pg_get_serial_sequence('automation_core.item_state_history', 'id'),
+	nextval(pg_get_serial_sequence('automation_core.item_state_history', 'id')) + 2); END$$;
+SELECT left(ac_try(format($q$INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id)
+	SELECT %L, %L, i.id FROM automation_core.item i JOIN automation_core.batch_execution be ON be.batch_id = i.batch_id
+	WHERE be.id = %L AND i.sequence_number <= 3$q$, :'err_run', :'err_be', :'err_be')), 5) AS sequence_ran_out;
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id)
+SELECT :'err_run', :'err_be', i.id FROM automation_core.item i JOIN automation_core.batch_execution be ON be.batch_id = i.batch_id
+WHERE be.id = :'err_be' AND i.sequence_number = 4;
+COMMIT;
+SELECT count(*) AS item_executions,
+	(SELECT count(*) FROM automation_core.item_state_history h
+	 WHERE NOT EXISTS (SELECT 1 FROM automation_core.item_execution ie WHERE ie.id = h.item_execution_id)) AS orphan_history,
+	(SELECT count(*) FROM automation_core.item_state_history h JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id
+	 WHERE ie.run_id = :'err_run') AS history
+FROM automation_core.item_execution WHERE run_id = :'err_run';
+DELETE FROM automation_core.run WHERE id = :'err_run';
+
 -- a client can't write history, even the table owner
 SELECT ac_try($$INSERT INTO automation_core.item_state_history (item_execution_id, new_status, changed_at) VALUES (ac_ie('hist', 1), 'failed', now())$$);
 SELECT ac_try($$UPDATE automation_core.item_state_history SET new_status = 'failed' WHERE item_execution_id = ac_ie('hist', 1)$$);

@@ -140,15 +140,21 @@ extern bool ac_bulk_insert(AcTable t, struct AcPlan *source, Datum *args,
 
 /* direct_insert.c: rows written by automation_core itself */
 extern void ac_direct_insert(AcTable t, Datum *values, bool *nulls);
+extern void ac_direct_insert_buffered(AcTable t, Datum *values, bool *nulls);
+extern void ac_direct_insert_flush(AcTable t);
+extern void ac_direct_insert_discard(AcTable t);
 extern void ac_direct_insert_init(void);
 
 /* guard.c */
 extern char *ac_actor(void);
 extern TimestampTz ac_now(void);
 
-/* history.c */
+/*
+ * history.c. buffered: the row may wait to be written with others, until
+ * ac_direct_insert_flush(AC_T_HISTORY).
+ */
 extern void ac_history_append(Datum item_execution_id, AcStatus prev,
-							  AcStatus next, const char *actor);
+							  AcStatus next, const char *actor, bool buffered);
 
 /*
  * rollup.c: work noted by row triggers and carried out at the end of the

@@ -40,7 +40,13 @@ typedef struct Inserter
 	TupleTableSlot *slot;
 	AttrNumber	identity_att;	/* filled from its sequence when null */
 	Oid			identity_seq;
+	/* rows of ac_direct_insert_buffered waiting for ac_direct_insert_flush */
+	TupleTableSlot **buffered;
+	int			nbuffered;
 } Inserter;
+
+/* rows written to the heap at a time by ac_direct_insert_flush */
+#define BUFFERED_ROWS 1000
 
 static Inserter inserters[AC_NTABLES];
 
@@ -115,16 +121,10 @@ inserter_open(Inserter *ins, AcTable t)
 	ins->open = true;
 }
 
-/*
- * Insert one row into table t. values/nulls are indexed by attribute number
- * minus one; a null identity column is filled from its sequence.
- */
-void
-ac_direct_insert(AcTable t, Datum *values, bool *nulls)
+static Inserter *
+inserter_get(AcTable t, Datum *values, bool *nulls)
 {
 	Inserter   *ins = &inserters[t];
-	HeapTuple	tup;
-	EState	   *estate;
 
 	if (!ins->open)
 		inserter_open(ins, t);
@@ -135,6 +135,19 @@ ac_direct_insert(AcTable t, Datum *values, bool *nulls)
 			Int64GetDatum(nextval_internal(ins->identity_seq, false));
 		nulls[ins->identity_att - 1] = false;
 	}
+	return ins;
+}
+
+/*
+ * Insert one row into table t. values/nulls are indexed by attribute number
+ * minus one; a null identity column is filled from its sequence.
+ */
+void
+ac_direct_insert(AcTable t, Datum *values, bool *nulls)
+{
+	Inserter   *ins = inserter_get(t, values, nulls);
+	HeapTuple	tup;
+	EState	   *estate;
 
 	estate = ins->estate;
 	tup = heap_form_tuple(RelationGetDescr(ins->rel), values, nulls);
@@ -146,12 +159,84 @@ ac_direct_insert(AcTable t, Datum *values, bool *nulls)
 	ResetPerTupleExprContext(estate);
 }
 
+/*
+ * The same, but the row waits with others to be written a heap page at a
+ * time (one write-ahead log record per page instead of one per row) by
+ * ac_direct_insert_flush, which the caller must call before anything may
+ * read the table, and ac_direct_insert_discard on error.
+ */
+void
+ac_direct_insert_buffered(AcTable t, Datum *values, bool *nulls)
+{
+	Inserter   *ins = inserter_get(t, values, nulls);
+	TupleTableSlot *slot;
+	TupleDesc	desc = RelationGetDescr(ins->rel);
+
+	if (ins->buffered == NULL)
+	{
+		/* kept like the inserter's own slot: see inserter_open */
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+		ResourceOwner oldowner = CurrentResourceOwner;
+		TupleTableSlot **slots = palloc(sizeof(TupleTableSlot *) * BUFFERED_ROWS);
+		int			i;
+
+		CurrentResourceOwner = TopTransactionResourceOwner;
+		for (i = 0; i < BUFFERED_ROWS; i++)
+			slots[i] = table_slot_create(ins->rel, NULL);
+		CurrentResourceOwner = oldowner;
+		MemoryContextSwitchTo(oldcxt);
+		ins->buffered = slots;
+	}
+	slot = ins->buffered[ins->nbuffered];
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * desc->natts);
+	memcpy(slot->tts_isnull, nulls, sizeof(bool) * desc->natts);
+	ExecStoreVirtualTuple(slot);
+	ExecMaterializeSlot(slot);
+	if (++ins->nbuffered == BUFFERED_ROWS)
+		ac_direct_insert_flush(t);
+}
+
+void
+ac_direct_insert_flush(AcTable t)
+{
+	Inserter   *ins = &inserters[t];
+	int			n = ins->nbuffered;
+	int			i;
+
+	if (n == 0)
+		return;
+	ins->nbuffered = 0;
+	table_multi_insert(ins->rel, ins->buffered, n, GetCurrentCommandId(true), 0, NULL);
+	for (i = 0; i < n; i++)
+	{
+		if (ins->rri->ri_NumIndices > 0)
+			(void) ac_exec_insert_index_tuples(ins->rri, ins->buffered[i], ins->estate);
+		ExecClearTuple(ins->buffered[i]);
+		ResetPerTupleExprContext(ins->estate);
+	}
+}
+
+void
+ac_direct_insert_discard(AcTable t)
+{
+	Inserter   *ins = &inserters[t];
+
+	while (ins->nbuffered > 0)
+		ExecClearTuple(ins->buffered[--ins->nbuffered]);
+}
+
 static void
 inserters_close(bool commit)
 {
 	int			i;
 	ResourceOwner oldowner = CurrentResourceOwner;
 
+	/* a caller of ac_direct_insert_buffered forgot to flush */
+	for (i = 0; commit && i < AC_NTABLES; i++)
+		if (inserters[i].open && inserters[i].nbuffered > 0)
+			elog(ERROR, "%d rows of %s were never written", inserters[i].nbuffered,
+				 RelationGetRelationName(inserters[i].rel));
 	if (commit)
 		CurrentResourceOwner = TopTransactionResourceOwner;
 	for (i = 0; i < AC_NTABLES; i++)
@@ -162,6 +247,10 @@ inserters_close(bool commit)
 			continue;
 		if (commit)
 		{
+			int			k;
+
+			for (k = 0; ins->buffered != NULL && k < BUFFERED_ROWS; k++)
+				ExecDropSingleTupleTableSlot(ins->buffered[k]);
 			ExecDropSingleTupleTableSlot(ins->slot);
 			ExecCloseIndices(ins->rri);
 			table_close(ins->rel, NoLock);

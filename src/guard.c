@@ -801,7 +801,7 @@ ac_guard_row(PG_FUNCTION_ARGS)
 	{
 		if (g.table == AC_T_ITEM_EXECUTION)
 			ac_history_append(heap_getattr(final, att(&g, AC_C_ID), g.desc, &isnull),
-							  from, to, actor);
+							  from, to, actor, false);
 		after_status_change(&g, final, from, to);
 	}
 
@@ -829,9 +829,9 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	AttrNumber	status_att;
 	AttrNumber	by_att;
 	AttrNumber	parent_att;
-	ArrayBuildState *parents = NULL;
+	ArrayBuildState *volatile parents = NULL;
 	pg_uuid_t	last;
-	char	   *actor = NULL;
+	char	   *volatile actor = NULL;
 	MemoryContext outercxt = CurrentMemoryContext;
 	MemoryContext rowcxt;
 
@@ -853,36 +853,48 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	rowcxt = AllocSetContextCreate(outercxt, "automation_core inserted rows",
 								   ALLOCSET_SMALL_SIZES);
 	tuplestore_rescan(td->tg_newtable);
-	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
+	/* the first history rows are written a heap page at a time */
+	PG_TRY();
 	{
-		bool		isnull;
-		Datum		parent;
-
-		MemoryContextSwitchTo(rowcxt);
-		parent = slot_getattr(slot, parent_att, &isnull);
-		if (!isnull && (parents == NULL ||
-						memcmp(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t)) != 0))
+		while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
 		{
-			memcpy(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t));
-			parents = accumArrayResult(parents, parent, false, UUIDOID, outercxt);
-		}
-		if (table == AC_T_ITEM_EXECUTION)
-		{
-			Datum		id = slot_getattr(slot, id_att, &isnull);
-			AcStatus	st = ac_status_of_datum(slot_getattr(slot, status_att, &isnull));
-			Datum		by = slot_getattr(slot, by_att, &isnull);
+			bool		isnull;
+			Datum		parent;
 
-			if (isnull && actor == NULL)
+			MemoryContextSwitchTo(rowcxt);
+			parent = slot_getattr(slot, parent_att, &isnull);
+			if (!isnull && (parents == NULL ||
+							memcmp(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t)) != 0))
 			{
-				MemoryContextSwitchTo(outercxt);
-				actor = ac_actor();
-				MemoryContextSwitchTo(rowcxt);
+				memcpy(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t));
+				parents = accumArrayResult(parents, parent, false, UUIDOID, outercxt);
 			}
-			ac_history_append(id, AC_STATUS_INVALID, st, isnull ? actor : TextDatumGetCString(by));
+			if (table == AC_T_ITEM_EXECUTION)
+			{
+				Datum		id = slot_getattr(slot, id_att, &isnull);
+				AcStatus	st = ac_status_of_datum(slot_getattr(slot, status_att, &isnull));
+				Datum		by = slot_getattr(slot, by_att, &isnull);
+
+				if (isnull && actor == NULL)
+				{
+					MemoryContextSwitchTo(outercxt);
+					actor = ac_actor();
+					MemoryContextSwitchTo(rowcxt);
+				}
+				ac_history_append(id, AC_STATUS_INVALID, st,
+								  isnull ? actor : TextDatumGetCString(by), true);
+			}
+			MemoryContextSwitchTo(outercxt);
+			MemoryContextReset(rowcxt);
 		}
-		MemoryContextSwitchTo(outercxt);
-		MemoryContextReset(rowcxt);
+		ac_direct_insert_flush(AC_T_HISTORY);
 	}
+	PG_CATCH();
+	{
+		ac_direct_insert_discard(AC_T_HISTORY);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(rowcxt);
 	if (parents != NULL)

@@ -26,7 +26,7 @@ PG_FUNCTION_INFO_V1(ac_history_guard);
 
 void
 ac_history_append(Datum item_execution_id, AcStatus prev, AcStatus next,
-				  const char *actor)
+				  const char *actor, bool buffered)
 {
 	Datum		values[16];
 	bool		nulls[16];
@@ -50,7 +50,10 @@ ac_history_append(Datum item_execution_id, AcStatus prev, AcStatus next,
 	len = strlen(actor);
 	SET(AC_C_CREATED_BY, PointerGetDatum(cstring_to_text_with_len(actor, len > 100 ? 100 : len)));
 #undef SET
-	ac_direct_insert(AC_T_HISTORY, values, nulls);
+	if (buffered)
+		ac_direct_insert_buffered(AC_T_HISTORY, values, nulls);
+	else
+		ac_direct_insert(AC_T_HISTORY, values, nulls);
 }
 
 /*

@@ -251,7 +251,6 @@ ac_bulk_insert(AcTable t, AcPlan *source, Datum *args, const char *nulls,
 	b.rel = rel;
 	b.estate = CreateExecutorState();
 	b.estate->es_snapshot = GetActiveSnapshot();
-	b.cid = b.estate->es_output_cid = GetCurrentCommandId(true);
 	/* not in a range table: the result relation of this call only */
 	b.rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(b.rri, rel, 0, NULL, 0);
@@ -283,7 +282,12 @@ ac_bulk_insert(AcTable t, AcPlan *source, Datum *args, const char *nulls,
 	b.capture = MakeTransitionCaptureState(b.rri->ri_TrigDesc, RelationGetRelid(rel), CMD_INSERT);
 	ExecBSInsertTriggers(b.estate, b.rri);
 
+	/*
+	 * Opening the cursor starts a new command; the rows are inserted by that
+	 * command, as an INSERT ... SELECT inserts rows its own scan cannot see.
+	 */
 	portal = SPI_cursor_open(NULL, ac_plan_get(source), args, nulls, false);
+	b.cid = b.estate->es_output_cid = GetCurrentCommandId(true);
 	for (;;)
 	{
 		uint64		n;

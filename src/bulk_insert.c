@@ -16,9 +16,10 @@
  *
  *		Only automation_core's own triggers are fired this way. A table
  *		with any other INSERT trigger, a foreign key the caller does not
- *		vouch for, row-level security, stored generated columns, or an
- *		INSERT privilege granted per column only is left to the executor:
- *		ac_bulk_insert then does nothing and returns false.
+ *		vouch for, row-level security, stored generated columns, columns
+ *		that do not match the query's, or an INSERT privilege granted per
+ *		column only is left to the executor: ac_bulk_insert then does
+ *		nothing and returns false.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,6 +41,7 @@
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -137,6 +139,31 @@ drop_vouched_checks(TriggerDesc *td, AcTable t, const AcTable *parents, int npar
 		td->triggers[n++] = *tg;
 	}
 	td->numtriggers = n;
+}
+
+/*
+ * Does every column of the query's result go to a live column of rel of
+ * the same type? (Not if the table was altered, nor the query.)
+ */
+static bool
+source_fits(Relation rel, SPIPlanPtr plan, const AttrNumber *attnums, int ncols)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	TupleDesc	result;
+	int			k;
+
+	if (list_length(sources) != 1)
+		return false;
+	result = ((CachedPlanSource *) linitial(sources))->resultDesc;
+	if (result == NULL || result->natts != ncols)
+		return false;
+	for (k = 0; k < ncols; k++)
+		if (attnums[k] <= 0 || attnums[k] > desc->natts ||
+			TupleDescAttr(desc, attnums[k] - 1)->attisdropped ||
+			TupleDescAttr(desc, attnums[k] - 1)->atttypid != TupleDescAttr(result, k)->atttypid)
+			return false;
+	return true;
 }
 
 typedef struct Bulk
@@ -240,7 +267,8 @@ ac_bulk_insert(AcTable t, AcPlan *source, Datum *args, const char *nulls,
 	int			i;
 
 	rel = table_open(ac_table_oid(t), RowExclusiveLock);
-	if (!bulk_allowed(rel, t, parents, nparents))
+	if (!bulk_allowed(rel, t, parents, nparents) ||
+		!source_fits(rel, ac_plan_get(source), attnums, ncols))
 	{
 		table_close(rel, NoLock);
 		return false;
@@ -296,6 +324,7 @@ ac_bulk_insert(AcTable t, AcPlan *source, Datum *args, const char *nulls,
 		n = SPI_processed;
 		if (n == 0)
 			break;
+		/* as source_fits found, unless the plan changed since */
 		if (SPI_tuptable->tupdesc->natts != ncols)
 			elog(ERROR, "bulk insert source returns %d columns, expected %d",
 				 SPI_tuptable->tupdesc->natts, ncols);

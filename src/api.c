@@ -57,16 +57,23 @@ static AcPlan p_insert_batch_executions = {
 	"WHERE b.automation_id = $2 AND b.is_active ORDER BY b.created_at, b.name",
 	2, {UUIDOID, UUIDOID}
 };
+/*
+ * A run's item executions: (id, run_id, batch_execution_id, item_id,
+ * max_attempts, queue_position) in queue order, for run $1 and
+ * max_attempts $2; lock is a locking clause on item i, or empty.
+ */
+#define ITEM_EXECUTION_ROWS(lock) \
+	"SELECT automation_core.uuid_v7(), $1, o.batch_execution_id, o.item_id, $2, " \
+	"       pg_catalog.nextval('automation_core.item_execution_queue_seq'::pg_catalog.regclass) " \
+	"FROM (SELECT be.id AS batch_execution_id, i.id AS item_id " \
+	"      FROM automation_core.batch_execution be " \
+	"      JOIN automation_core.batch b ON b.id = be.batch_id " \
+	"      JOIN automation_core.item i ON i.batch_id = be.batch_id AND i.is_active " \
+	"      WHERE be.run_id = $1 " \
+	"      ORDER BY b.created_at, b.name, i.sequence_number " lock ") o"
 static AcPlan p_insert_item_executions = {
 	"INSERT INTO " IE " (id, run_id, batch_execution_id, item_id, max_attempts, queue_position) "
-	"SELECT automation_core.uuid_v7(), $1, o.batch_execution_id, o.item_id, $2, "
-	"       pg_catalog.nextval('automation_core.item_execution_queue_seq'::pg_catalog.regclass) "
-	"FROM (SELECT be.id AS batch_execution_id, i.id AS item_id "
-	"      FROM automation_core.batch_execution be "
-	"      JOIN automation_core.batch b ON b.id = be.batch_id "
-	"      JOIN automation_core.item i ON i.batch_id = be.batch_id AND i.is_active "
-	"      WHERE be.run_id = $1 "
-	"      ORDER BY b.created_at, b.name, i.sequence_number) o",
+	ITEM_EXECUTION_ROWS(""),
 	2, {UUIDOID, INT4OID}
 };
 /*
@@ -76,15 +83,7 @@ static AcPlan p_insert_item_executions = {
  * executions are this transaction's own.
  */
 static AcPlan p_item_execution_rows = {
-	"SELECT automation_core.uuid_v7(), $1, o.batch_execution_id, o.item_id, $2, "
-	"       pg_catalog.nextval('automation_core.item_execution_queue_seq'::pg_catalog.regclass) "
-	"FROM (SELECT be.id AS batch_execution_id, i.id AS item_id "
-	"      FROM automation_core.batch_execution be "
-	"      JOIN automation_core.batch b ON b.id = be.batch_id "
-	"      JOIN automation_core.item i ON i.batch_id = be.batch_id AND i.is_active "
-	"      WHERE be.run_id = $1 "
-	"      ORDER BY b.created_at, b.name, i.sequence_number "
-	"      FOR KEY SHARE OF i) o",
+	ITEM_EXECUTION_ROWS("FOR KEY SHARE OF i"),
 	2, {UUIDOID, INT4OID}
 };
 static const AcCol item_execution_row_cols[] = {

@@ -382,6 +382,13 @@ FROM (SELECT to_jsonb(h) - '{id,item_execution_id,changed_at,created_at}'::text[
 			 || jsonb_build_object('item', ie.item_id) AS j
 	  FROM item_state_history h JOIN item_execution ie ON ie.id = h.item_execution_id
 	  WHERE ie.run_id IN (:'bulk_run', :'plain_run')) x;
+-- so does a table with a rule, which only an INSERT statement applies
+CREATE TABLE api_test.ruled (id uuid);
+CREATE RULE note_insert AS ON INSERT TO item_execution DO ALSO INSERT INTO api_test.ruled VALUES (NEW.id);
+SELECT items, item_lookups FROM api_test.start_counted(:'bulk');
+DROP RULE note_insert ON item_execution;
+SELECT count(*) AS rule_applied FROM api_test.ruled;
+SELECT items, item_lookups FROM api_test.start_counted(:'bulk');
 -- so does a table whose columns no longer match start_run's rows
 ALTER TABLE item_execution ALTER COLUMN max_attempts TYPE bigint;
 SELECT items, item_lookups FROM api_test.start_counted(:'bulk');

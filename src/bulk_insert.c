@@ -16,7 +16,7 @@
  *
  *		Only automation_core's own triggers are fired this way. A table
  *		with any other INSERT trigger, a foreign key the caller does not
- *		vouch for, row-level security, stored generated columns, columns
+ *		vouch for, rules, row-level security, stored generated columns, columns
  *		that do not match the query's, or an INSERT privilege granted per
  *		column only is left to the executor: ac_bulk_insert then does
  *		nothing and returns false.
@@ -42,6 +42,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
+#include "rewrite/prs2lock.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -92,7 +93,9 @@ bulk_allowed(Relation rel, AcTable t, const AcTable *parents, int nparents)
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			i;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relrowsecurity)
+	/* rules rewrite an INSERT, which this is not (COPY ignores them too) */
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relrowsecurity ||
+		(rel->rd_rules != NULL && rel->rd_rules->numLocks > 0))
 		return false;
 	if (desc->constr != NULL && desc->constr->has_generated_stored)
 		return false;

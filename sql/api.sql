@@ -364,7 +364,10 @@ SELECT run AS bulk_run, items, item_lookups FROM api_test.start_counted(:'bulk')
 SELECT :items AS items, :item_lookups AS item_lookups;
 CREATE TRIGGER note_insert AFTER INSERT ON item_execution
 	FOR EACH ROW EXECUTE FUNCTION api_test.note_insert();
+-- (client_min_messages = debug1 says why)
+SET client_min_messages = debug1;
 SELECT run AS plain_run, items, item_lookups FROM api_test.start_counted(:'bulk') \gset
+SET client_min_messages = warning;
 SELECT :items AS items, :item_lookups AS item_lookups;
 DROP TRIGGER note_insert ON item_execution;
 SELECT count(*) AS trigger_fired, count(*) FILTER (WHERE ie.run_id = :'plain_run') AS for_its_rows
@@ -400,7 +403,9 @@ GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA automation_core TO ac_starter;
 GRANT UPDATE ON automation, run, batch_execution, item_execution TO ac_starter;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA automation_core TO ac_starter;
 SET ROLE ac_starter;
+SET client_min_messages = debug1;
 SELECT items, item_lookups FROM api_test.start_counted(:'bulk');
+SET client_min_messages = warning;
 RESET ROLE;
 DROP OWNED BY ac_starter;
 DROP ROLE ac_starter;

@@ -318,11 +318,17 @@ insert_item_executions(Datum *args, const char *nulls)
 
 	for (i = 0; i < lengthof(item_execution_row_cols); i++)
 		attnums[i] = ac_attnum(AC_T_ITEM_EXECUTION, item_execution_row_cols[i]);
-	if (pg_class_aclcheck(ac_table_oid(AC_T_ITEM), GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
-		!ac_bulk_insert(AC_T_ITEM_EXECUTION, &p_item_execution_rows, args, nulls,
-						attnums, lengthof(attnums), item_execution_row_parents,
-						lengthof(item_execution_row_parents)))
-		ac_plan_exec(&p_insert_item_executions, args, nulls, false, 0);
+	if (pg_class_aclcheck(ac_table_oid(AC_T_ITEM), GetUserId(), ACL_UPDATE) == ACLCHECK_OK)
+	{
+		if (ac_bulk_insert(AC_T_ITEM_EXECUTION, &p_item_execution_rows, args, nulls,
+						   attnums, lengthof(attnums), item_execution_row_parents,
+						   lengthof(item_execution_row_parents)))
+			return;
+	}
+	else
+		elog(DEBUG1, "rows of item_execution inserted by INSERT, not in bulk: "
+			 "the user may not lock items (no UPDATE privilege on item)");
+	ac_plan_exec(&p_insert_item_executions, args, nulls, false, 0);
 }
 
 /*

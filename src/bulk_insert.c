@@ -83,24 +83,28 @@ is_vouched_fk_check(const Trigger *tg, AcTable t, const AcTable *parents, int np
 }
 
 /*
- * May rel take the bulk path? Every trigger that fires on INSERT must be
- * automation_core's or a foreign-key check vouched for.
+ * Why rel may not take the bulk path, or NULL when it may. Every trigger
+ * that fires on INSERT must be automation_core's or a foreign-key check
+ * vouched for.
  */
-static bool
-bulk_allowed(Relation rel, AcTable t, const AcTable *parents, int nparents)
+static const char *
+bulk_refused(Relation rel, AcTable t, const AcTable *parents, int nparents)
 {
 	TriggerDesc *td = rel->trigdesc;
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			i;
 
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		return "it is not a plain table";
+	if (rel->rd_rel->relrowsecurity)
+		return "it has row-level security";
 	/* rules rewrite an INSERT, which this is not (COPY ignores them too) */
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relrowsecurity ||
-		(rel->rd_rules != NULL && rel->rd_rules->numLocks > 0))
-		return false;
+	if (rel->rd_rules != NULL && rel->rd_rules->numLocks > 0)
+		return "it has rules";
 	if (desc->constr != NULL && desc->constr->has_generated_stored)
-		return false;
+		return "it has generated columns";
 	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-		return false;
+		return "the user has no INSERT privilege on the whole table";
 	for (i = 0; td != NULL && i < td->numtriggers; i++)
 	{
 		const Trigger *tg = &td->triggers[i];
@@ -111,9 +115,9 @@ bulk_allowed(Relation rel, AcTable t, const AcTable *parents, int nparents)
 			continue;
 		if (!tg->tgisinternal && get_func_namespace(tg->tgfoid) == ac_schema_oid())
 			continue;
-		return false;
+		return psprintf("trigger \"%s\" fires on INSERT", tg->tgname);
 	}
-	return true;
+	return NULL;
 }
 
 /*
@@ -265,14 +269,19 @@ ac_bulk_insert(AcTable t, AcPlan *source, Datum *args, const char *nulls,
 {
 	Relation	rel;
 	TupleDesc	desc;
+	const char *refused;
 	Bulk		b;
 	Portal		portal;
 	int			i;
 
 	rel = table_open(ac_table_oid(t), RowExclusiveLock);
-	if (!bulk_allowed(rel, t, parents, nparents) ||
-		!source_fits(rel, ac_plan_get(source), attnums, ncols))
+	refused = bulk_refused(rel, t, parents, nparents);
+	if (refused == NULL && !source_fits(rel, ac_plan_get(source), attnums, ncols))
+		refused = "its columns were altered";
+	if (refused != NULL)
 	{
+		elog(DEBUG1, "rows of %s inserted by INSERT, not in bulk: %s",
+			 RelationGetRelationName(rel), refused);
 		table_close(rel, NoLock);
 		return false;
 	}

@@ -83,6 +83,34 @@ SELECT count(*) AS item_executions,
 FROM automation_core.item_execution WHERE run_id = :'err_run';
 DELETE FROM automation_core.run WHERE id = :'err_run';
 
+-- columns added to the history table by hand stay null in the rows
+-- automation_core writes, however many there are; a NOT NULL one makes
+-- those writes fail rather than hold a null
+SELECT ac_fixture('hist-cols', 1, 3) AS cols_run \gset
+DO $$BEGIN FOR i IN 1..40 LOOP
+	EXECUTE format('ALTER TABLE automation_core.item_state_history ADD COLUMN extra%s int', i);
+END LOOP; END$$;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('hist-cols', 1);
+INSERT INTO automation_core.item (batch_id, sequence_number)
+SELECT batch_id, 99 FROM automation_core.batch_execution WHERE run_id = :'cols_run';
+INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id)
+SELECT be.run_id, be.id, i.id FROM automation_core.batch_execution be
+JOIN automation_core.item i ON i.batch_id = be.batch_id AND i.sequence_number = 99
+WHERE be.run_id = :'cols_run';
+SELECT h.new_status, count(*), bool_and(h.extra1 IS NULL AND h.extra40 IS NULL) AS added_null
+FROM automation_core.item_state_history h JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id
+WHERE ie.run_id = :'cols_run' GROUP BY h.new_status ORDER BY h.new_status;
+ALTER TABLE automation_core.item_state_history ADD COLUMN strict_note text NOT NULL DEFAULT 'x';
+SELECT ac_try($$UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('hist-cols', 2)$$);
+DO $$BEGIN FOR i IN 1..40 LOOP
+	EXECUTE format('ALTER TABLE automation_core.item_state_history DROP COLUMN extra%s', i);
+END LOOP; END$$;
+ALTER TABLE automation_core.item_state_history DROP COLUMN strict_note;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('hist-cols', 2);
+SELECT count(*) AS history_rows FROM automation_core.item_state_history h
+JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id WHERE ie.run_id = :'cols_run';
+DELETE FROM automation_core.run WHERE id = :'cols_run';
+
 -- a client can't write history, even the table owner
 SELECT ac_try($$INSERT INTO automation_core.item_state_history (item_execution_id, new_status, changed_at) VALUES (ac_ie('hist', 1), 'failed', now())$$);
 SELECT ac_try($$UPDATE automation_core.item_state_history SET new_status = 'failed' WHERE item_execution_id = ac_ie('hist', 1)$$);

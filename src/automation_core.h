@@ -138,9 +138,12 @@ extern bool ac_bulk_insert(AcTable t, struct AcPlan *source, Datum *args,
 						   const char *nulls, const AttrNumber *attnums, int ncols,
 						   const AcTable *parents, int nparents);
 
-/* direct_insert.c: rows written by automation_core itself */
-extern void ac_direct_insert(AcTable t, Datum *values, bool *nulls);
-extern void ac_direct_insert_buffered(AcTable t, Datum *values, bool *nulls);
+/*
+ * direct_insert.c: rows written by automation_core itself. values/nulls
+ * have n entries, by attribute number; columns beyond them are null.
+ */
+extern void ac_direct_insert(AcTable t, Datum *values, bool *nulls, int n);
+extern void ac_direct_insert_buffered(AcTable t, Datum *values, bool *nulls, int n);
 extern void ac_direct_insert_flush(AcTable t);
 extern void ac_direct_insert_discard(AcTable t);
 extern void ac_direct_insert_init(void);

@@ -121,31 +121,77 @@ inserter_open(Inserter *ins, AcTable t)
 	ins->open = true;
 }
 
+/*
+ * No constraint is checked on these rows but NOT NULL: automation_core
+ * sets its own columns, and a NOT NULL column added to the table by hand
+ * would otherwise get nulls (no default is applied either).
+ */
+static void
+not_null_check(Relation rel, const bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+		if (nulls[i] && TupleDescAttr(desc, i)->attnotnull &&
+			!TupleDescAttr(desc, i)->attisdropped)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
+							NameStr(TupleDescAttr(desc, i)->attname), RelationGetRelationName(rel)),
+					 errdetail("automation_core writes only its own columns of %s; columns added to it stay null.",
+							   RelationGetRelationName(rel)),
+					 errtablecol(rel, i + 1)));
+}
+
+/*
+ * The open inserter of table t, and the row of values/nulls (n entries)
+ * made whole: as wide as the table, the identity column filled.
+ */
 static Inserter *
-inserter_get(AcTable t, Datum *values, bool *nulls)
+inserter_get(AcTable t, Datum **values, bool **nulls, int *n)
 {
 	Inserter   *ins = &inserters[t];
+
+	int			natts;
 
 	if (!ins->open)
 		inserter_open(ins, t);
 
-	if (ins->identity_att != InvalidAttrNumber && nulls[ins->identity_att - 1])
+	/* columns added to the table after automation_core's stay null */
+	natts = RelationGetDescr(ins->rel)->natts;
+	if (natts > *n)
 	{
-		values[ins->identity_att - 1] =
-			Int64GetDatum(nextval_internal(ins->identity_seq, false));
-		nulls[ins->identity_att - 1] = false;
+		Datum	   *v = palloc0(sizeof(Datum) * natts);
+		bool	   *isnull = palloc(sizeof(bool) * natts);
+
+		memcpy(v, *values, sizeof(Datum) * *n);
+		memset(isnull, true, sizeof(bool) * natts);
+		memcpy(isnull, *nulls, sizeof(bool) * *n);
+		*values = v;
+		*nulls = isnull;
+		*n = natts;
 	}
+
+	if (ins->identity_att != InvalidAttrNumber && (*nulls)[ins->identity_att - 1])
+	{
+		(*values)[ins->identity_att - 1] =
+			Int64GetDatum(nextval_internal(ins->identity_seq, false));
+		(*nulls)[ins->identity_att - 1] = false;
+	}
+	not_null_check(ins->rel, *nulls);
 	return ins;
 }
 
 /*
- * Insert one row into table t. values/nulls are indexed by attribute number
- * minus one; a null identity column is filled from its sequence.
+ * Insert one row into table t. values/nulls (n entries) are indexed by
+ * attribute number minus one; a null identity column is filled from its
+ * sequence.
  */
 void
-ac_direct_insert(AcTable t, Datum *values, bool *nulls)
+ac_direct_insert(AcTable t, Datum *values, bool *nulls, int n)
 {
-	Inserter   *ins = inserter_get(t, values, nulls);
+	Inserter   *ins = inserter_get(t, &values, &nulls, &n);
 	HeapTuple	tup;
 	EState	   *estate;
 
@@ -166,9 +212,9 @@ ac_direct_insert(AcTable t, Datum *values, bool *nulls)
  * read the table, and ac_direct_insert_discard on error.
  */
 void
-ac_direct_insert_buffered(AcTable t, Datum *values, bool *nulls)
+ac_direct_insert_buffered(AcTable t, Datum *values, bool *nulls, int n)
 {
-	Inserter   *ins = inserter_get(t, values, nulls);
+	Inserter   *ins = inserter_get(t, &values, &nulls, &n);
 	TupleTableSlot *slot;
 	TupleDesc	desc = RelationGetDescr(ins->rel);
 

@@ -477,7 +477,7 @@ ac_event_on_transition(const AcEventRow *ev)
 	SET(EC_ENTITY_ID, ev->entity_id);
 	SET(EC_PAYLOAD, event_payload(ev, outcome));
 #undef SET
-	ac_direct_insert(AC_T_EVENT, values, nulls);
+	ac_direct_insert(AC_T_EVENT, values, nulls, lengthof(values));
 	count_event(type);
 }
 

@@ -51,9 +51,9 @@ ac_history_append(Datum item_execution_id, AcStatus prev, AcStatus next,
 	SET(AC_C_CREATED_BY, PointerGetDatum(cstring_to_text_with_len(actor, len > 100 ? 100 : len)));
 #undef SET
 	if (buffered)
-		ac_direct_insert_buffered(AC_T_HISTORY, values, nulls);
+		ac_direct_insert_buffered(AC_T_HISTORY, values, nulls, lengthof(values));
 	else
-		ac_direct_insert(AC_T_HISTORY, values, nulls);
+		ac_direct_insert(AC_T_HISTORY, values, nulls, lengthof(values));
 }
 
 /*

@@ -131,9 +131,16 @@ SELECT ac_try($$SELECT automation_core.jsonschema_is_valid('{"$ref":"https://exa
 SELECT ac_try($$SELECT automation_core.jsonschema_is_valid('{"pattern":"a{2,1}"}', '"a"')$$, true);
 
 -- Hostile schemas end in an error or a correct answer, never a crash
--- a reference loop without progress
-SELECT ac_try($$SELECT automation_core.jsonschema_is_valid('{"$ref":"#"}', '1')$$, true) LIKE '54001 %' AS ref_loop_stops;
-SELECT ac_try($$SELECT automation_core.jsonschema_is_valid('{"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"}', '1')$$, true) LIKE '54001 %' AS mutual_ref_loop_stops;
+-- a reference loop without progress: the schema applies itself to the
+-- same value without end, an invalid schema (22023) naming where, not a
+-- stack overflow; recursion that moves into the value, or that anyOf cuts
+-- short, is fine
+SELECT ac_try($$SELECT automation_core.jsonschema_is_valid('{"$ref":"#"}', '1')$$, true);
+SELECT ac_try($$SELECT automation_core.jsonschema_is_valid('{"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"allOf":[{"$ref":"#/$defs/a"}]}},"$ref":"#/$defs/a"}', '{}')$$, true);
+SELECT ac_try($$SELECT * FROM automation_core.jsonschema_errors('{"not":{"$dynamicRef":"#"}}', '[1]')$$, true);
+SELECT jsonschema_is_valid('{"properties":{"a":{"$ref":"#"}},"items":{"$ref":"#"}}', '{"a":[{"a":[[]]}]}') AS moves_into_value;
+SELECT jsonschema_is_valid('{"anyOf":[true,{"$ref":"#"}]}', '1') AS cut_short;
+SELECT jsonschema_is_valid('{"propertyNames":{"$ref":"#"},"contains":{"$ref":"#"}}', '[{"a":1}]') AS names_and_elements;
 -- deep nesting in the schema and in the instance
 SELECT jsonschema_check((repeat('{"items":', 2000) || 'true' || repeat('}', 2000))::jsonb) AS deep_schema;
 SELECT ac_try(format('SELECT automation_core.jsonschema_check(%L)',

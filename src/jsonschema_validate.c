@@ -39,9 +39,19 @@ typedef struct JsVal
 	int			nscope;
 	int			maxscope;
 	uint32		steps;
+	/*
+	 * Schemas applied in place, one inside the other, to the current
+	 * instance location ($ref, allOf, not, ...). More than twice as many as
+	 * the schema has nodes means one of them is applied inside itself to the
+	 * same value more than once (a $dynamicRef can resolve differently on a
+	 * second visit, never on a third): the evaluation would never end.
+	 */
+	int			inplace;
+	int			max_inplace;
 } JsVal;
 
 static bool jv_node(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev);
+static pg_noinline bool jv_node_body(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev);
 static void jv_error(JsVal *v, JsNode *n, const char *kw, const char *fmt,...) pg_attribute_printf(4, 5);
 
 /* ---------------------------------------------------------------------
@@ -285,12 +295,26 @@ jv_silent(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
 	return ok;
 }
 
+/* jv_silent on another value than the current one (a name, an element) */
+static bool
+jv_silent_other(JsVal *v, JsNode *n, JsonbValue *inst)
+{
+	int			save = v->inplace;
+	bool		ok;
+
+	v->inplace = 0;
+	ok = jv_silent(v, n, inst, NULL);
+	v->inplace = save;
+	return ok;
+}
+
 /* evaluate a child location: a member or an element */
 static bool
 jv_child(JsVal *v, JsNode *n, JsonbValue *inst, const char *key, int keylen,
 		 int index)
 {
 	int			save = v->ipath.len;
+	int			save_inplace = v->inplace;
 	bool		ok;
 
 	if (v->collect)
@@ -300,7 +324,9 @@ jv_child(JsVal *v, JsNode *n, JsonbValue *inst, const char *key, int keylen,
 		else
 			appendStringInfo(&v->ipath, "/%d", index);
 	}
+	v->inplace = 0;
 	ok = jv_node(v, n, inst, NULL);
+	v->inplace = save_inplace;
 	if (v->collect)
 	{
 		v->ipath.len = save;
@@ -453,7 +479,7 @@ jv_object(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
 				name.type = jbvString;
 				name.val.string.val = key;
 				name.val.string.len = keylen;
-				if (!jv_silent(v, n->property_names, &name, NULL))
+				if (!jv_silent_other(v, n->property_names, &name))
 					JV_FAIL("propertyNames",
 							"property name \"%.*s\" does not match the schema",
 							keylen, key);
@@ -511,7 +537,7 @@ jv_array(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
 			}
 			if (n->contains)
 			{
-				if (jv_silent(v, n->contains, &e, NULL))
+				if (jv_silent_other(v, n->contains, &e))
 				{
 					ncontains++;
 					eval_mark(ev, i);
@@ -646,18 +672,14 @@ dynamic_target(JsVal *v, JsNode *n)
 	return n->dynref;
 }
 
-static bool
-jv_node(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
+static pg_noinline bool
+jv_node_body(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
 {
 	bool		ok = true;
 	bool		pushed = false;
 	JsEval		local;
 	JsEval	   *cev = ev;
 	int			i;
-
-	check_stack_depth();
-	if ((++v->steps & 1023) == 0)
-		CHECK_FOR_INTERRUPTS();
 
 	if (n->is_bool)
 	{
@@ -873,6 +895,27 @@ done:
  * ---------------------------------------------------------------------
  */
 
+/* Apply schema n to inst (ev: the evaluated members of inst, or NULL) */
+static bool
+jv_node(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
+{
+	bool		ok;
+
+	check_stack_depth();
+	if ((++v->steps & 1023) == 0)
+		CHECK_FOR_INTERRUPTS();
+	if (++v->inplace > v->max_inplace)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid JSON Schema"),
+				 errdetail("The schema at \"#%s\" applies itself to the same value without end.",
+						   n->path),
+				 errhint("A $ref or $dynamicRef, possibly through allOf, anyOf, oneOf, not or if, leads back to a schema that contains it without moving into the value.")));
+	ok = jv_node_body(v, n, inst, ev);
+	v->inplace--;
+	return ok;
+}
+
 static void
 instance_value(Jsonb *instance, JsonbValue *out)
 {
@@ -907,6 +950,8 @@ js_validate(JsSchema *s, Jsonb *instance, List **errors, int max_errors)
 	bool		ok;
 
 	jv_init(&v);
+	/* a $dynamicRef may resolve once differently on a second visit */
+	v.max_inplace = 2 * s->nnodes + 2;
 	v.collect = (errors != NULL);
 	v.max_errors = max_errors;
 	instance_value(instance, &inst);

@@ -16,10 +16,10 @@
  *
  *		Only automation_core's own triggers are fired this way. A table
  *		with any other INSERT trigger, a foreign key the caller does not
- *		vouch for, rules, row-level security, stored generated columns, columns
- *		that do not match the query's, or an INSERT privilege granted per
- *		column only is left to the executor: ac_bulk_insert then does
- *		nothing and returns false.
+ *		vouch for, rules, row-level security, stored generated columns,
+ *		columns that do not match the query's, or an INSERT privilege
+ *		granted per column only is left to the executor: ac_bulk_insert
+ *		then says why at DEBUG1, does nothing and returns false.
  *
  *-------------------------------------------------------------------------
  */

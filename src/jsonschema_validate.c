@@ -40,12 +40,15 @@ typedef struct JsVal
 	int			maxscope;
 	uint32		steps;
 	/*
-	 * Schemas applied in place, one inside the other, to the current
-	 * instance location ($ref, allOf, not, ...). More than twice as many as
-	 * the schema has nodes means one of them is applied inside itself to the
-	 * same value more than once (a $dynamicRef can resolve differently on a
-	 * second visit, never on a third): the evaluation would never end.
+	 * Schemas applied in place, one inside the other, to the value being
+	 * looked at ($ref, allOf, not, ...), which every applicator passes on
+	 * as the same JsonbValue, while a member, element or property name is
+	 * another one. More than twice as many as the schema has nodes means
+	 * one of them is applied inside itself to the same value more than once
+	 * (a $dynamicRef can resolve differently on a second visit, never on a
+	 * third): the evaluation would never end.
 	 */
+	JsonbValue *inplace_value;
 	int			inplace;
 	int			max_inplace;
 } JsVal;
@@ -295,26 +298,12 @@ jv_silent(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
 	return ok;
 }
 
-/* jv_silent on another value than the current one (a name, an element) */
-static bool
-jv_silent_other(JsVal *v, JsNode *n, JsonbValue *inst)
-{
-	int			save = v->inplace;
-	bool		ok;
-
-	v->inplace = 0;
-	ok = jv_silent(v, n, inst, NULL);
-	v->inplace = save;
-	return ok;
-}
-
 /* evaluate a child location: a member or an element */
 static bool
 jv_child(JsVal *v, JsNode *n, JsonbValue *inst, const char *key, int keylen,
 		 int index)
 {
 	int			save = v->ipath.len;
-	int			save_inplace = v->inplace;
 	bool		ok;
 
 	if (v->collect)
@@ -324,9 +313,7 @@ jv_child(JsVal *v, JsNode *n, JsonbValue *inst, const char *key, int keylen,
 		else
 			appendStringInfo(&v->ipath, "/%d", index);
 	}
-	v->inplace = 0;
 	ok = jv_node(v, n, inst, NULL);
-	v->inplace = save_inplace;
 	if (v->collect)
 	{
 		v->ipath.len = save;
@@ -479,7 +466,7 @@ jv_object(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
 				name.type = jbvString;
 				name.val.string.val = key;
 				name.val.string.len = keylen;
-				if (!jv_silent_other(v, n->property_names, &name))
+				if (!jv_silent(v, n->property_names, &name, NULL))
 					JV_FAIL("propertyNames",
 							"property name \"%.*s\" does not match the schema",
 							keylen, key);
@@ -537,7 +524,7 @@ jv_array(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
 			}
 			if (n->contains)
 			{
-				if (jv_silent_other(v, n->contains, &e))
+				if (jv_silent(v, n->contains, &e, NULL))
 				{
 					ncontains++;
 					eval_mark(ev, i);
@@ -899,11 +886,18 @@ done:
 static bool
 jv_node(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
 {
+	JsonbValue *save_value = v->inplace_value;
+	int			save_inplace = v->inplace;
 	bool		ok;
 
 	check_stack_depth();
 	if ((++v->steps & 1023) == 0)
 		CHECK_FOR_INTERRUPTS();
+	if (inst != v->inplace_value)
+	{
+		v->inplace_value = inst;
+		v->inplace = 0;
+	}
 	if (++v->inplace > v->max_inplace)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -912,7 +906,8 @@ jv_node(JsVal *v, JsNode *n, JsonbValue *inst, JsEval *ev)
 						   n->path),
 				 errhint("A $ref or $dynamicRef, possibly through allOf, anyOf, oneOf, not or if, leads back to a schema that contains it without moving into the value.")));
 	ok = jv_node_body(v, n, inst, ev);
-	v->inplace--;
+	v->inplace_value = save_value;
+	v->inplace = save_inplace;
 	return ok;
 }
 

@@ -145,7 +145,6 @@ extern bool ac_bulk_insert(AcTable t, struct AcPlan *source, Datum *args,
 extern void ac_direct_insert(AcTable t, Datum *values, bool *nulls, int n);
 extern void ac_direct_insert_buffered(AcTable t, Datum *values, bool *nulls, int n);
 extern void ac_direct_insert_flush(AcTable t);
-extern void ac_direct_insert_discard(AcTable t);
 extern void ac_direct_insert_init(void);
 
 /* guard.c */

@@ -209,7 +209,8 @@ ac_direct_insert(AcTable t, Datum *values, bool *nulls, int n)
  * The same, but the row waits with others to be written a heap page at a
  * time (one write-ahead log record per page instead of one per row) by
  * ac_direct_insert_flush, which the caller must call before anything may
- * read the table, and ac_direct_insert_discard on error.
+ * read the table. Rows still waiting when a (sub)transaction aborts are
+ * thrown away with it.
  */
 void
 ac_direct_insert_buffered(AcTable t, Datum *values, bool *nulls, int n)
@@ -263,13 +264,26 @@ ac_direct_insert_flush(AcTable t)
 	}
 }
 
-void
-ac_direct_insert_discard(AcTable t)
+/*
+ * A subtransaction aborted: rows waiting to be written belong to the
+ * statement that failed (rows wait only while one statement trigger runs,
+ * which starts no subtransaction of its own).
+ */
+static void
+direct_insert_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							   SubTransactionId parentSubid, void *arg)
 {
-	Inserter   *ins = &inserters[t];
+	int			i;
 
-	while (ins->nbuffered > 0)
-		ExecClearTuple(ins->buffered[--ins->nbuffered]);
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (i = 0; i < AC_NTABLES; i++)
+	{
+		Inserter   *ins = &inserters[i];
+
+		while (ins->open && ins->nbuffered > 0)
+			ExecClearTuple(ins->buffered[--ins->nbuffered]);
+	}
 }
 
 static void
@@ -331,5 +345,6 @@ void
 ac_direct_insert_init(void)
 {
 	RegisterXactCallback(direct_insert_xact_callback, NULL);
+	RegisterSubXactCallback(direct_insert_subxact_callback, NULL);
 	CacheRegisterRelcacheCallback(identity_relcache_callback, (Datum) 0);
 }

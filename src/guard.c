@@ -829,9 +829,9 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	AttrNumber	status_att;
 	AttrNumber	by_att;
 	AttrNumber	parent_att;
-	ArrayBuildState *volatile parents = NULL;
+	ArrayBuildState *parents = NULL;
 	pg_uuid_t	last;
-	char	   *volatile actor = NULL;
+	char	   *actor = NULL;
 	MemoryContext outercxt = CurrentMemoryContext;
 	MemoryContext rowcxt;
 
@@ -854,47 +854,38 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 								   ALLOCSET_SMALL_SIZES);
 	tuplestore_rescan(td->tg_newtable);
 	/* the first history rows are written a heap page at a time */
-	PG_TRY();
+	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
 	{
-		while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
+		bool		isnull;
+		Datum		parent;
+
+		MemoryContextSwitchTo(rowcxt);
+		parent = slot_getattr(slot, parent_att, &isnull);
+		if (!isnull && (parents == NULL ||
+						memcmp(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t)) != 0))
 		{
-			bool		isnull;
-			Datum		parent;
-
-			MemoryContextSwitchTo(rowcxt);
-			parent = slot_getattr(slot, parent_att, &isnull);
-			if (!isnull && (parents == NULL ||
-							memcmp(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t)) != 0))
-			{
-				memcpy(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t));
-				parents = accumArrayResult(parents, parent, false, UUIDOID, outercxt);
-			}
-			if (table == AC_T_ITEM_EXECUTION)
-			{
-				Datum		id = slot_getattr(slot, id_att, &isnull);
-				AcStatus	st = ac_status_of_datum(slot_getattr(slot, status_att, &isnull));
-				Datum		by = slot_getattr(slot, by_att, &isnull);
-
-				if (isnull && actor == NULL)
-				{
-					MemoryContextSwitchTo(outercxt);
-					actor = ac_actor();
-					MemoryContextSwitchTo(rowcxt);
-				}
-				ac_history_append(id, AC_STATUS_INVALID, st,
-								  isnull ? actor : TextDatumGetCString(by), true);
-			}
-			MemoryContextSwitchTo(outercxt);
-			MemoryContextReset(rowcxt);
+			memcpy(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t));
+			parents = accumArrayResult(parents, parent, false, UUIDOID, outercxt);
 		}
-		ac_direct_insert_flush(AC_T_HISTORY);
+		if (table == AC_T_ITEM_EXECUTION)
+		{
+			Datum		id = slot_getattr(slot, id_att, &isnull);
+			AcStatus	st = ac_status_of_datum(slot_getattr(slot, status_att, &isnull));
+			Datum		by = slot_getattr(slot, by_att, &isnull);
+
+			if (isnull && actor == NULL)
+			{
+				MemoryContextSwitchTo(outercxt);
+				actor = ac_actor();
+				MemoryContextSwitchTo(rowcxt);
+			}
+			ac_history_append(id, AC_STATUS_INVALID, st,
+							  isnull ? actor : TextDatumGetCString(by), true);
+		}
+		MemoryContextSwitchTo(outercxt);
+		MemoryContextReset(rowcxt);
 	}
-	PG_CATCH();
-	{
-		ac_direct_insert_discard(AC_T_HISTORY);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	ac_direct_insert_flush(AC_T_HISTORY);
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(rowcxt);
 	if (parents != NULL)

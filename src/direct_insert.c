@@ -40,6 +40,7 @@ typedef struct Inserter
 	TupleTableSlot *slot;
 	AttrNumber	identity_att;	/* filled from its sequence when null */
 	Oid			identity_seq;
+	AttrNumber *notnull;		/* the NOT NULL columns, ending with 0 */
 	/* rows of ac_direct_insert_buffered waiting for ac_direct_insert_flush */
 	TupleTableSlot **buffered;
 	int			nbuffered;
@@ -92,6 +93,26 @@ identity_relcache_callback(Datum arg, Oid relid)
 			identities[i].relid = InvalidOid;
 }
 
+/*
+ * No constraint is checked on these rows but NOT NULL: automation_core
+ * sets its own columns, and a NOT NULL column added to the table by hand
+ * would otherwise get nulls (no default is applied either). The columns
+ * to look at are found once, when the inserter opens.
+ */
+static AttrNumber *
+notnull_columns(TupleDesc desc)
+{
+	AttrNumber *atts = palloc(sizeof(AttrNumber) * (desc->natts + 1));
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->attnotnull && !TupleDescAttr(desc, i)->attisdropped)
+			atts[n++] = i + 1;
+	atts[n] = InvalidAttrNumber;
+	return atts;
+}
+
 static void
 inserter_open(Inserter *ins, AcTable t)
 {
@@ -108,6 +129,7 @@ inserter_open(Inserter *ins, AcTable t)
 		InitResultRelInfo(ins->rri, ins->rel, 1, NULL, 0);
 		ExecOpenIndices(ins->rri, false);
 		ins->slot = MakeSingleTupleTableSlot(RelationGetDescr(ins->rel), &TTSOpsHeapTuple);
+		ins->notnull = notnull_columns(RelationGetDescr(ins->rel));
 		identity_lookup(&identities[t], ins->rel);
 		ins->identity_att = identities[t].att;
 		ins->identity_seq = identities[t].seq;
@@ -121,27 +143,22 @@ inserter_open(Inserter *ins, AcTable t)
 	ins->open = true;
 }
 
-/*
- * No constraint is checked on these rows but NOT NULL: automation_core
- * sets its own columns, and a NOT NULL column added to the table by hand
- * would otherwise get nulls (no default is applied either).
- */
+/* Refuse a row leaving a NOT NULL column null */
 static void
-not_null_check(Relation rel, const bool *nulls)
+not_null_check(Inserter *ins, const bool *nulls)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			i;
+	AttrNumber *a;
 
-	for (i = 0; i < desc->natts; i++)
-		if (nulls[i] && TupleDescAttr(desc, i)->attnotnull &&
-			!TupleDescAttr(desc, i)->attisdropped)
+	for (a = ins->notnull; *a != InvalidAttrNumber; a++)
+		if (nulls[*a - 1])
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
 					 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
-							NameStr(TupleDescAttr(desc, i)->attname), RelationGetRelationName(rel)),
+							NameStr(TupleDescAttr(RelationGetDescr(ins->rel), *a - 1)->attname),
+							RelationGetRelationName(ins->rel)),
 					 errdetail("automation_core writes only its own columns of %s; columns added to it stay null.",
-							   RelationGetRelationName(rel)),
-					 errtablecol(rel, i + 1)));
+							   RelationGetRelationName(ins->rel)),
+					 errtablecol(ins->rel, *a)));
 }
 
 /*
@@ -179,7 +196,7 @@ inserter_get(AcTable t, Datum **values, bool **nulls, int *n)
 			Int64GetDatum(nextval_internal(ins->identity_seq, false));
 		(*nulls)[ins->identity_att - 1] = false;
 	}
-	not_null_check(ins->rel, *nulls);
+	not_null_check(ins, *nulls);
 	return ins;
 }
 

@@ -337,6 +337,47 @@ WHERE id = (SELECT id FROM item_execution WHERE run_id = :'run14' AND status = '
 			ORDER BY queue_position DESC LIMIT 1);
 SELECT c.run_id = :'run14' AS due_retry_first, c.attempt_count FROM claim(NULL, 'w', 1) c;
 
+-- claim walks item_execution_ready_idx (item_execution_run_ready_idx for
+-- one run) itself and locks what it finds (src/claim.c); where it cannot, a
+-- query finds the ready rows instead, with the same result, and DEBUG1
+-- says why: the index is missing or not as created, the table has
+-- row-level security, or the user may not update the whole table
+DELETE FROM run WHERE status NOT IN ('completed', 'failed', 'cancelled');
+SELECT id AS run15 FROM start_run(:'behind') \gset
+BEGIN;
+DROP INDEX item_execution_ready_idx;
+SET LOCAL client_min_messages = debug1;
+SELECT i.sequence_number, c.worker FROM claim(NULL, 'w') c JOIN item i ON i.id = c.item_id;
+ROLLBACK;
+BEGIN;
+DROP INDEX item_execution_run_ready_idx;
+CREATE INDEX item_execution_run_ready_idx ON item_execution (run_id, queue_position, next_attempt_at)
+	WHERE status IN ('pending', 'retrying');
+SET LOCAL client_min_messages = debug1;
+SELECT i.sequence_number, c.worker FROM claim(:'run15', 'w') c JOIN item i ON i.id = c.item_id;
+ROLLBACK;
+BEGIN;
+ALTER TABLE item_execution ENABLE ROW LEVEL SECURITY;
+SET LOCAL client_min_messages = debug1;
+SELECT i.sequence_number, c.worker FROM claim(:'run15', 'w', 2) c JOIN item i ON i.id = c.item_id ORDER BY 1;
+ROLLBACK;
+CREATE ROLE ac_column_worker;
+GRANT USAGE ON SCHEMA automation_core TO ac_column_worker;
+GRANT SELECT ON ALL TABLES IN SCHEMA automation_core TO ac_column_worker;
+GRANT UPDATE ON run, batch_execution TO ac_column_worker;
+GRANT UPDATE (status, worker, lease_expires_at) ON item_execution TO ac_column_worker;
+BEGIN;
+SET LOCAL ROLE ac_column_worker;
+SET LOCAL client_min_messages = debug1;
+SELECT i.sequence_number, c.worker FROM claim(:'run15', 'w', 2) c JOIN item i ON i.id = c.item_id ORDER BY 1;
+ROLLBACK;
+DROP OWNED BY ac_column_worker;
+DROP ROLE ac_column_worker;
+-- and walking the index itself, the same
+SET client_min_messages = debug1;
+SELECT i.sequence_number, c.worker FROM claim(:'run15', 'w', 2) c JOIN item i ON i.id = c.item_id ORDER BY 1;
+SET client_min_messages = warning;
+
 -- start_run inserts its item executions without the foreign-key check per
 -- row, whose query looks up the item by primary key: start_run's own query
 -- locks every item as that check would (the isolation spec

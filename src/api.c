@@ -118,9 +118,9 @@ static AcPlan p_select_run = {
  * table, so the plan cache re-planned the statement on every call, which
  * cost more than the rest of the claim.
  */
-#define CLAIM_SET \
-	"UPDATE " IE " ie SET status = 'processing', worker = $2, " \
-	"       lease_expires_at = pg_catalog.now() + $4 "
+#define CLAIM_SET(worker, lease) \
+	"UPDATE " IE " ie SET status = 'processing', worker = " worker ", " \
+	"       lease_expires_at = pg_catalog.now() + " lease " "
 /*
  * The readiness test is written as the ready indexes' second key column
  * (COALESCE(next_attempt_at, '-infinity'), see automation_core--1.0.sql),
@@ -128,7 +128,7 @@ static AcPlan p_select_run = {
  * rows; written as "IS NULL OR <= now()" it is a filter on every row.
  */
 #define CLAIM_READY \
-	"WHERE status IN ('pending', 'retrying') AND is_active " \
+	"status IN ('pending', 'retrying') AND is_active " \
 	"  AND COALESCE(next_attempt_at, '-infinity'::pg_catalog.timestamptz) " \
 	"      OPERATOR(pg_catalog.<=) pg_catalog.now() "
 /*
@@ -146,8 +146,8 @@ static AcPlan p_select_run = {
  * row (0.1 ms).
  */
 #define CLAIM_PLAN(run_filter, pick, limit, close) { \
-	CLAIM_SET \
-	"WHERE ie.id OPERATOR(pg_catalog.=) " pick " id FROM " IE " " CLAIM_READY run_filter \
+	CLAIM_SET("$2", "$4") \
+	"WHERE ie.id OPERATOR(pg_catalog.=) " pick " id FROM " IE " WHERE " CLAIM_READY run_filter \
 	"      LIMIT " limit " FOR NO KEY UPDATE SKIP LOCKED" close " " \
 	"RETURNING ie", \
 	4, {UUIDOID, TEXTOID, INT4OID, INTERVALOID}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN \
@@ -161,6 +161,18 @@ static AcPlan p_claim_any = CLAIM_PLAN(ANY_RUN, "ANY (ARRAY(SELECT", "$3", "))")
 static AcPlan p_claim_run = CLAIM_PLAN(RUN_FILTER, "ANY (ARRAY(SELECT", "$3", "))");
 static AcPlan p_claim_any_one = CLAIM_PLAN(ANY_RUN, "(SELECT", "1", ")");
 static AcPlan p_claim_run_one = CLAIM_PLAN(RUN_FILTER, "(SELECT", "1", ")");
+/*
+ * The same UPDATE of rows ac_claim_lock_ready (claim.c) has found and
+ * locked: $3 their ids, one or many. The readiness test is repeated, but
+ * locked rows cannot have changed since.
+ */
+#define CLAIM_LOCKED_PLAN(pick, idtype) { \
+	CLAIM_SET("$1", "$2") \
+	"WHERE ie.id OPERATOR(pg_catalog.=) " pick " AND " CLAIM_READY "RETURNING ie", \
+	3, {TEXTOID, INTERVALOID, idtype}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN \
+}
+static AcPlan p_claim_locked = CLAIM_LOCKED_PLAN("ANY ($3)", UUIDARRAYOID);
+static AcPlan p_claim_locked_one = CLAIM_LOCKED_PLAN("$3", UUIDOID);
 static AcPlan p_run_exists = {
 	"SELECT 1 FROM automation_core.run WHERE id = $1", 1, {UUIDOID}
 };
@@ -503,6 +515,8 @@ ac_claim(PG_FUNCTION_ARGS)
 	Interval   *lease;
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
+	Datum	   *ids = NULL;
+	int			n;
 
 	store = begin_item_set(fcinfo, &tupdesc);
 
@@ -520,7 +534,21 @@ ac_claim(PG_FUNCTION_ARGS)
 	args[3] = IntervalPGetDatum(lease);
 
 	ac_spi_connect();
-	if (max_items == 1)
+	n = ac_claim_lock_ready(PG_ARGISNULL(0) ? NULL : DatumGetUUIDP(args[0]), max_items, &ids);
+	if (n > 0)
+	{
+		Datum		largs[3] = {args[1], args[3], ids[0]};
+		char		lnulls[3] = {nulls[1], ' ', ' '};
+
+		if (n > 1)
+			largs[2] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false,
+													   TYPALIGN_CHAR));
+		ac_plan_exec_for_caller(n > 1 ? &p_claim_locked : &p_claim_locked_one,
+								largs, lnulls, 0);
+	}
+	else if (n == 0)
+		SPI_processed = 0;
+	else if (max_items == 1)
 		ac_plan_exec_for_caller(PG_ARGISNULL(0) ? &p_claim_any_one : &p_claim_run_one,
 								args, nulls, 0);
 	else

@@ -93,6 +93,15 @@ typedef enum AcCol
 	AC_NCOLS
 } AcCol;
 
+/* Indexes of item_execution the C code walks itself */
+typedef enum AcIndex
+{
+	AC_I_OPEN_ITEMS = 0,		/* item_execution_open_idx */
+	AC_I_READY,					/* item_execution_ready_idx */
+	AC_I_RUN_READY,				/* item_execution_run_ready_idx */
+	AC_NINDEXES
+} AcIndex;
+
 /* status.c */
 extern bool ac_transition_allowed(AcTable table, AcStatus from, AcStatus to);
 extern bool ac_status_is_terminal(AcStatus s);
@@ -123,7 +132,10 @@ extern struct TriggerData *ac_trigger_call(FunctionCallInfo fcinfo, const char *
 /* catalog.c: OIDs and attribute numbers, cached and invalidated */
 extern Oid	ac_schema_oid(void);
 extern Oid	ac_table_oid(AcTable t);
-extern Oid	ac_open_items_index_oid(void);
+extern Oid	ac_index_oid(AcIndex i);
+struct RelationData;
+extern bool ac_btree_keys(struct RelationData *index, struct RelationData *heap,
+						  const AttrNumber *keys, int nkeys);
 extern AcTable ac_table_of(Oid relid);
 extern const char *ac_table_name(AcTable t);
 extern AttrNumber ac_attnum(AcTable t, AcCol c);
@@ -131,6 +143,9 @@ extern Oid	ac_status_type_oid(void);
 extern Datum ac_status_datum(AcStatus s);
 extern AcStatus ac_status_of_datum(Datum d);
 extern void ac_catalog_init(void);
+
+/* claim.c: the ready rows claim takes, found and locked */
+extern int	ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids);
 
 /* bulk_insert.c: start_run's item executions, see there */
 struct AcPlan;

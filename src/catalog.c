@@ -10,11 +10,13 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_am.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "automation_core.h"
@@ -36,6 +38,10 @@ static const char *const column_names[AC_NCOLS] = {
 	"new_status", "changed_at", "queue_position"
 };
 
+static const char *const index_names[AC_NINDEXES] = {
+	"item_execution_open_idx", "item_execution_ready_idx", "item_execution_run_ready_idx"
+};
+
 static const char *const status_labels[AC_NSTATUS] = {
 	"pending", "processing", "retrying", "completed", "failed", "cancelled"
 };
@@ -48,7 +54,7 @@ typedef struct AcCatalog
 	Oid			status_oid[AC_NSTATUS];
 	Oid			tables[AC_NTABLES];
 	AttrNumber	attnums[AC_NTABLES][AC_NCOLS];
-	Oid			open_items_index;	/* item_execution_open_idx, or InvalidOid */
+	Oid			indexes[AC_NINDEXES];	/* InvalidOid where missing */
 } AcCatalog;
 
 static AcCatalog cat;
@@ -97,7 +103,8 @@ catalog_load(void)
 			cat.attnums[i][j] = OidIsValid(relid) ?
 				get_attnum(relid, column_names[j]) : InvalidAttrNumber;
 	}
-	cat.open_items_index = get_relname_relid("item_execution_open_idx", nsp);
+	for (i = 0; i < AC_NINDEXES; i++)
+		cat.indexes[i] = get_relname_relid(index_names[i], nsp);
 	cat.valid = true;
 }
 
@@ -126,9 +133,13 @@ relcache_callback(Datum arg, Oid relid)
 			cat.valid = false;
 			return;
 		}
-	/* while the index is missing, any relation's change may have brought it */
-	if (relid == cat.open_items_index || !OidIsValid(cat.open_items_index))
-		cat.valid = false;
+	/* while an index is missing, any relation's change may have brought it */
+	for (i = 0; i < AC_NINDEXES; i++)
+		if (cat.indexes[i] == relid || !OidIsValid(cat.indexes[i]))
+		{
+			cat.valid = false;
+			return;
+		}
 }
 
 static void
@@ -161,12 +172,37 @@ ac_table_oid(AcTable t)
 	return cat.tables[t];
 }
 
-/* item_execution_open_idx (the roll-up's way to a batch's open items) */
+/*
+ * One of the indexes the C code walks itself (the roll-up's way to a batch
+ * execution's open items, claim's to the ready ones), or InvalidOid when it
+ * is missing; the caller checks that it is what it expects.
+ */
 Oid
-ac_open_items_index_oid(void)
+ac_index_oid(AcIndex i)
 {
 	catalog_ensure();
-	return cat.open_items_index;
+	return cat.indexes[i];
+}
+
+/*
+ * Is index a valid btree of heap whose first nkeys key columns are keys
+ * (0: an expression, checked by the caller)? The C code that walks an index
+ * itself reads nothing else of it.
+ */
+bool
+ac_btree_keys(Relation index, Relation heap, const AttrNumber *keys, int nkeys)
+{
+	int			i;
+
+	if (index->rd_index->indrelid != RelationGetRelid(heap) ||
+		!index->rd_index->indisvalid ||
+		index->rd_rel->relam != BTREE_AM_OID ||
+		index->rd_index->indnkeyatts < nkeys)
+		return false;
+	for (i = 0; i < nkeys; i++)
+		if (index->rd_index->indkey.values[i] != keys[i])
+			return false;
+	return true;
 }
 
 AcTable

@@ -344,20 +344,6 @@ static pg_uuid_t proof_batch;
 static pg_uuid_t proof_item;
 
 /*
- * Is index a valid btree of heap whose first key column is att? The
- * proof's scans walk an index directly and read nothing else of it.
- */
-static bool
-btree_led_by(Relation index, Relation heap, AttrNumber att)
-{
-	return index->rd_index->indrelid == RelationGetRelid(heap) &&
-		index->rd_index->indisvalid &&
-		index->rd_rel->relam == BTREE_AM_OID &&
-		index->rd_index->indnkeyatts >= 1 &&
-		index->rd_index->indkey.values[0] == att;
-}
-
-/*
  * Lock the row version in slot as FOR NO KEY UPDATE SKIP LOCKED would; true
  * when the lock is held and the version locked is still open (a version
  * changed since the snapshot, or held by someone else, is not taken).
@@ -383,6 +369,7 @@ lock_known_proof(Relation heap, Snapshot snap, CommandId cid,
 {
 	AttrNumber	status_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS);
 	AttrNumber	batch_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_BATCH_EXECUTION_ID);
+	AttrNumber	pk_att;
 	Oid			pk;
 	Relation	index;
 	IndexScanDesc scan;
@@ -396,7 +383,8 @@ lock_known_proof(Relation heap, Snapshot snap, CommandId cid,
 	if (!OidIsValid(pk))
 		return false;
 	index = index_open(pk, AccessShareLock);
-	if (btree_led_by(index, heap, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID)))
+	pk_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID);
+	if (ac_btree_keys(index, heap, &pk_att, 1))
 	{
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&proof_item));
 		scan = index_beginscan(heap, index, snap, 1, 0);
@@ -466,18 +454,19 @@ lock_other_open_item(Datum batch_execution_id)
 	TupleTableSlot *slot;
 	TupleTableSlot *locked;
 	Snapshot	snap;
+	AttrNumber	batch_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_BATCH_EXECUTION_ID);
 	AttrNumber	status_att = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS);
 	CommandId	cid;
 	int			found = 0;
 	int			pass;
 	int			passed_over = 0;
 
-	indexoid = ac_open_items_index_oid();
+	indexoid = ac_index_oid(AC_I_OPEN_ITEMS);
 	if (!OidIsValid(indexoid))
 		return -1;
 	heap = table_open(ac_table_oid(AC_T_ITEM_EXECUTION), RowExclusiveLock);
 	index = index_open(indexoid, AccessShareLock);
-	if (!btree_led_by(index, heap, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_BATCH_EXECUTION_ID)))
+	if (!ac_btree_keys(index, heap, &batch_att, 1))
 	{
 		index_close(index, AccessShareLock);
 		table_close(heap, NoLock);

@@ -1,0 +1,251 @@
+/*-------------------------------------------------------------------------
+ *
+ * claim.c
+ *		The first half of claim: find ready item executions in queue order
+ *		and lock them, as SELECT ... FOR NO KEY UPDATE SKIP LOCKED would,
+ *		except that a row changed since the snapshot is passed over instead
+ *		of followed to its latest version. The UPDATE that makes them
+ *		processing (api.c) then finds each by primary key, already locked.
+ *
+ *		Why not the SELECT: under READ COMMITTED, a locking clause that
+ *		meets a row another transaction changed and committed after the
+ *		statement's snapshot locks the row's latest version first and
+ *		rechecks the WHERE clause after. In a queue that row is nearly
+ *		always an item another worker claimed a moment ago: it is
+ *		processing now, fails the recheck and is not returned, but it stays
+ *		locked until this claim commits, and the worker who owns it waits
+ *		that long to complete or fail it. With many workers on one queue,
+ *		many claims lock such rows, and workers queue behind each other's
+ *		commits. A row passed over here is at worst claimed by the next
+ *		claim, whose snapshot sees it as it is now.
+ *
+ *		The index is only the way in: what decides is the version locked,
+ *		which must still be ready. A missing, invalid or different index
+ *		sends claim back to the SELECT (api.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "nodes/primnodes.h"
+#include "utils/acl.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "automation_core.h"
+
+/*
+ * Is column col (1-based) of index COALESCE(next_attempt_at,
+ * '-infinity'::timestamptz), the time a row is due, as the ready indexes
+ * are declared in automation_core--1.0.sql? Their only expression.
+ */
+static bool
+due_column(Relation index, int col, AttrNumber next_att)
+{
+	List	   *exprs;
+	CoalesceExpr *c;
+	Var		   *v;
+	Const	   *k;
+
+	if (index->rd_index->indkey.values[col - 1] != 0 ||
+		TupleDescAttr(RelationGetDescr(index), col - 1)->atttypid != TIMESTAMPTZOID)
+		return false;
+	/* the relcache keeps the expressions once they have been read */
+	exprs = index->rd_indexprs;
+	if (exprs == NIL)
+	{
+		(void) RelationGetIndexExpressions(index);
+		exprs = index->rd_indexprs;
+	}
+	if (list_length(exprs) != 1 || !IsA(linitial(exprs), CoalesceExpr))
+		return false;
+	c = (CoalesceExpr *) linitial(exprs);
+	if (list_length(c->args) != 2 ||
+		!IsA(linitial(c->args), Var) || !IsA(lsecond(c->args), Const))
+		return false;
+	v = (Var *) linitial(c->args);
+	k = (Const *) lsecond(c->args);
+	return v->varattno == next_att && k->consttype == TIMESTAMPTZOID &&
+		!k->constisnull && TIMESTAMP_IS_NOBEGIN(DatumGetTimestampTz(k->constvalue));
+}
+
+/*
+ * Why the ready rows cannot be found by walking the index directly, or NULL
+ * when they can: the index is missing or not the one the extension
+ * creates, or the table has row-level security or the user lacks table-wide
+ * SELECT or UPDATE privilege (the query applies policies and column
+ * privileges; a direct walk would lock rows they hide).
+ */
+static const char *
+walk_refused(Relation heap, Relation index, bool by_run)
+{
+	AttrNumber	keys[2];
+	int			nkeys = 0;
+
+	if (heap->rd_rel->relrowsecurity)
+		return "item_execution has row-level security";
+	if (pg_class_aclcheck(RelationGetRelid(heap), GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+		pg_class_aclcheck(RelationGetRelid(heap), GetUserId(), ACL_UPDATE) != ACLCHECK_OK)
+		return "the user has no SELECT or no UPDATE privilege on the whole of item_execution";
+	if (index == NULL)
+		return by_run ? "item_execution_run_ready_idx is missing" : "item_execution_ready_idx is missing";
+	if (by_run)
+		keys[nkeys++] = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_RUN_ID);
+	keys[nkeys++] = ac_attnum(AC_T_ITEM_EXECUTION, AC_C_QUEUE_POSITION);
+	if (!ac_btree_keys(index, heap, keys, nkeys) ||
+		index->rd_index->indnkeyatts != nkeys + 1 ||
+		!due_column(index, nkeys + 1, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_NEXT_ATTEMPT_AT)))
+		return psprintf("index %s is not valid or not as created by automation_core",
+						RelationGetRelationName(index));
+	return NULL;
+}
+
+/* Is the row version in slot ready to be claimed at now (of run_id)? */
+static bool
+ready(TupleTableSlot *slot, TimestampTz now, const pg_uuid_t *run_id)
+{
+	bool		isnull;
+	Datum		d;
+	AcStatus	st;
+
+	d = slot_getattr(slot, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS), &isnull);
+	if (isnull)
+		return false;
+	st = ac_status_of_datum(d);
+	if (st != AC_PENDING && st != AC_RETRYING)
+		return false;
+	d = slot_getattr(slot, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_IS_ACTIVE), &isnull);
+	if (isnull || !DatumGetBool(d))
+		return false;
+	d = slot_getattr(slot, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_NEXT_ATTEMPT_AT), &isnull);
+	if (!isnull && DatumGetTimestampTz(d) > now)
+		return false;
+	if (run_id != NULL)
+	{
+		d = slot_getattr(slot, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_RUN_ID), &isnull);
+		if (isnull || memcmp(DatumGetUUIDP(d), run_id, sizeof(pg_uuid_t)) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Lock up to max_items ready item executions (of run_id, when not NULL), in
+ * queue order, with the snapshot of the calling statement (its command ID
+ * advanced, as the UPDATE that follows will have it). Their ids go into
+ * *ids (palloc'd). Returns how many, or -1 when walk_refused says why
+ * not (at DEBUG1): then the SELECT must do it, with the planner's choice of
+ * index and the executor's checks.
+ */
+int
+ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids)
+{
+	AcIndex		which = run_id != NULL ? AC_I_RUN_READY : AC_I_READY;
+	Oid			heapoid = ac_table_oid(AC_T_ITEM_EXECUTION);
+	Oid			indexoid = ac_index_oid(which);
+	const char *why;
+	int			nkeys;
+	Relation	heap;
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData skey[2];
+	TupleTableSlot *slot;
+	TupleTableSlot *locked;
+	Snapshot	snap;
+	CommandId	cid;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			n = 0;
+	int			max = Min(max_items, 64);
+
+	heap = table_open(heapoid, RowShareLock);
+	/* (dropped since the catalog cache was filled: as good as missing) */
+	index = OidIsValid(indexoid) ? try_relation_open(indexoid, AccessShareLock) : NULL;
+	if (index != NULL && index->rd_rel->relkind != RELKIND_INDEX)
+	{
+		relation_close(index, AccessShareLock);
+		index = NULL;
+	}
+	why = walk_refused(heap, index, run_id != NULL);
+	if (why != NULL)
+	{
+		elog(DEBUG1, "ready item executions found by a query: %s", why);
+		if (index != NULL)
+			index_close(index, AccessShareLock);
+		table_close(heap, RowShareLock);
+		return -1;
+	}
+
+	/* the calling statement's snapshot, seeing this transaction's changes */
+	CommandCounterIncrement();
+	if (ActiveSnapshotSet())
+		PushCopiedSnapshot(GetActiveSnapshot());
+	else
+		PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	snap = GetActiveSnapshot();
+	cid = GetCurrentCommandId(true);
+
+	/*
+	 * The run (an equality on the first column) and the time due (on the
+	 * last), so that the btree passes over retries not yet due without
+	 * reading their rows.
+	 */
+	nkeys = 0;
+	if (run_id != NULL)
+		ScanKeyInit(&skey[nkeys++], 1, BTEqualStrategyNumber, F_UUID_EQ,
+					UUIDPGetDatum(run_id));
+	ScanKeyInit(&skey[nkeys], index->rd_index->indnkeyatts, BTLessEqualStrategyNumber,
+				F_TIMESTAMPTZ_LE, TimestampTzGetDatum(now));
+	nkeys++;
+
+	*ids = palloc(max * sizeof(Datum));
+	slot = table_slot_create(heap, NULL);
+	locked = table_slot_create(heap, NULL);
+	scan = index_beginscan(heap, index, snap, nkeys, 0);
+	index_rescan(scan, skey, nkeys, NULL, 0);
+	while (n < max_items && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		TM_FailureData tmfd;
+		bool		isnull;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!ready(slot, now, run_id))
+			continue;
+		/* no TUPLE_LOCK_FLAG_FIND_LAST_VERSION: changed since, passed over */
+		if (table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
+							 LockTupleNoKeyExclusive, LockWaitSkip, 0, &tmfd) != TM_Ok)
+			continue;
+		/* the version locked is the one read; this only keeps that honest */
+		if (!ready(locked, now, run_id))
+			continue;
+		if (n == max)
+		{
+			max = Min((int64) max * 2, (int64) max_items);
+			*ids = repalloc(*ids, max * sizeof(Datum));
+		}
+		(*ids)[n++] = datumCopy(slot_getattr(locked, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID),
+											 &isnull), false, UUID_LEN);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(locked);
+	ExecDropSingleTupleTableSlot(slot);
+	PopActiveSnapshot();
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+	return n;
+}

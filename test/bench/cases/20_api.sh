@@ -7,11 +7,11 @@
 # PGUSER (a superuser). Works in databases of its own, dropped at the end. Prints
 # markdown table rows on stdout, progress on stderr. Medians of
 # AC_BENCH_RUNS runs (default 3). AC_BENCH_ONLY picks sections
-# (one graphile batch start heartbeat latency retries), all by default.
+# (one waits graphile batch start heartbeat latency retries), all by default.
 set -euo pipefail
 
 RUNS=${AC_BENCH_RUNS:-3}
-ONLY=${AC_BENCH_ONLY:-one graphile batch start heartbeat latency retries}
+ONLY=${AC_BENCH_ONLY:-one waits graphile batch start heartbeat latency retries}
 DUR=${AC_BENCH_SECONDS:-3}		# seconds per one-item-per-call measurement
 LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-2400}	# calls per latency measurement, at least 800
 [ "$LAT_CALLS" -ge 800 ] || { echo "AC_BENCH_LATENCY_CALLS must be at least 800" >&2; exit 1; }
@@ -176,6 +176,42 @@ for clients in "${one_clients[@]}"; do
 			"$(fmt "$f")" "$(fmt "${AC_ONE[$clients]}")" "$(ratio "${AC_ONE[$clients]}" "$f")" "≥ 0.9× floor"
 	fi
 done
+
+###########################################################################
+# Lock waits of the one-item benchmark at 32 clients
+###########################################################################
+# Every wait for a heavyweight lock longer than 2 ms is logged
+# (log_lock_waits with deadlock_timeout = 2ms) while DUR seconds of claims
+# and completions run, on each side; counted per 1,000 items, since the two
+# sides process different numbers. test/bench/run names the server's log.
+if want waits && [ -n "${AC_SERVER_LOG:-}" ] && [ -r "$AC_SERVER_LOG" ]; then
+	q -c "ALTER SYSTEM SET log_lock_waits = on" -c "ALTER SYSTEM SET deadlock_timeout = '2ms'" \
+		-c "SELECT pg_reload_conf()" >/dev/null
+	# waits_per_1000 SCRIPT: waits over 2 ms per 1,000 items
+	waits_per_1000() {
+		local l0 t
+		l0=$(wc -l <"$AC_SERVER_LOG")
+		t=$(pgbench_tps "$1" 32 -T "$DUR")
+		tail -n +"$((l0 + 1))" "$AC_SERVER_LOG" | grep -c 'still waiting for' |
+			awk -v t="$t" -v d="$DUR" '{ print ($1 + 0) * 1000 / (t * d) }'
+	}
+	wa=() wf=()
+	for r in $(seq "$RUNS"); do
+		reset_queue; ac_run
+		wa+=("$(waits_per_1000 "$WORK/ac1.sql")")
+		reset_queue; floor_run
+		wf+=("$(waits_per_1000 "$WORK/floor1.sql")")
+		log "lock waits over 2 ms per 1,000 items, 32 clients, run $r: automation_core ${wa[-1]}, floor ${wf[-1]}"
+	done
+	q -c "ALTER SYSTEM RESET log_lock_waits" -c "ALTER SYSTEM RESET deadlock_timeout" \
+		-c "SELECT pg_reload_conf()" >/dev/null
+	m=$(printf '%s\n' "${wa[@]}" | median)
+	mf=$(printf '%s\n' "${wf[@]}" | median)
+	row "lock waits over 2 ms per 1,000 items, 1 item per call" "32 clients" \
+		"$(fmt "$mf" 1)" "$(fmt "$m" 1)" "$(ratio "$m" "$mf")" "report"
+elif want waits; then
+	log "skipping lock waits: the server's log is not readable here"
+fi
 
 ###########################################################################
 # Graphile Worker at 8 and 32 workers, no-op task

@@ -172,7 +172,12 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids)
 	int			n = 0;
 	int			max = Min(max_items, 64);
 
-	heap = table_open(heapoid, RowShareLock);
+	/*
+	 * The lock the UPDATE that follows takes anyway: taking a weaker one
+	 * first would make this statement upgrade it, which a plain UPDATE
+	 * never does.
+	 */
+	heap = table_open(heapoid, RowExclusiveLock);
 	/* (dropped since the catalog cache was filled: as good as missing) */
 	index = OidIsValid(indexoid) ? try_relation_open(indexoid, AccessShareLock) : NULL;
 	if (index != NULL && index->rd_rel->relkind != RELKIND_INDEX)
@@ -186,7 +191,7 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids)
 		elog(DEBUG1, "ready item executions found by a query: %s", why);
 		if (index != NULL)
 			index_close(index, AccessShareLock);
-		table_close(heap, RowShareLock);
+		table_close(heap, NoLock);
 		return -1;
 	}
 

@@ -52,6 +52,11 @@ CREATE FUNCTION automation_core.after_delete_row() RETURNS trigger
 COMMENT ON FUNCTION automation_core.after_delete_row() IS
 	'AFTER DELETE ROW trigger: an open item or batch execution deleted may leave its batch execution or run with nothing open';
 
+CREATE FUNCTION automation_core.forget_started() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'ac_forget_started' LANGUAGE C;
+COMMENT ON FUNCTION automation_core.forget_started() IS
+	'BEFORE DELETE ROW trigger: sessions forget the batch executions they saw start, which may come back with the same id';
+
 CREATE FUNCTION automation_core.after_statement() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'ac_after_statement' LANGUAGE C;
 COMMENT ON FUNCTION automation_core.after_statement() IS
@@ -370,6 +375,12 @@ CREATE TRIGGER after_delete_row AFTER DELETE ON automation_core.item_execution
 CREATE TRIGGER after_delete_row AFTER DELETE ON automation_core.batch_execution
 	FOR EACH ROW WHEN (OLD.status IN ('pending', 'processing'))
 	EXECUTE FUNCTION automation_core.after_delete_row();
+
+-- Fires in replica mode too: a restore or logical replication deleting a
+-- batch execution that comes back with the same id.
+CREATE TRIGGER forget_started BEFORE DELETE ON automation_core.batch_execution
+	FOR EACH ROW EXECUTE FUNCTION automation_core.forget_started();
+ALTER TABLE automation_core.batch_execution ENABLE ALWAYS TRIGGER forget_started;
 
 CREATE TRIGGER after_statement AFTER INSERT OR UPDATE OR DELETE ON automation_core.item_execution
 	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.after_statement();

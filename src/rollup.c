@@ -59,6 +59,7 @@
 PG_FUNCTION_INFO_V1(ac_after_statement);
 PG_FUNCTION_INFO_V1(ac_after_update_row);
 PG_FUNCTION_INFO_V1(ac_after_delete_row);
+PG_FUNCTION_INFO_V1(ac_forget_started);
 
 /*
  * Work noted, and batch executions seen leaving pending, carry the
@@ -93,7 +94,8 @@ static EntryList pending;
  * come back after a DELETE (a run deleted and restored, or the extension
  * dropped and created again), so the cache is dropped whenever
  * batch_execution gets a relcache invalidation: its DROP, a TRUNCATE, and
- * every DELETE statement on it, which sends one (see ac_after_statement).
+ * every DELETE of a row of it, which sends one (ac_forget_started), also
+ * in replica mode.
  * One that arrives while a transaction runs also keeps that transaction's
  * batch executions out of the cache: it may have seen a row since deleted.
  */
@@ -724,17 +726,11 @@ ac_cascade_cancel(AcTable kind, Datum id)
 Datum
 ac_after_statement(PG_FUNCTION_ARGS)
 {
-	TriggerData *td;
-	AcTable		t;
-
-	td = ac_trigger_call(fcinfo, "after_statement",
-						 AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE,
-						 AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
-						 "after INSERT, UPDATE or DELETE on item_execution or batch_execution, for each statement",
-						 &t);
-	/* every session's cache of started batch executions (see started_batches) */
-	if (t == AC_T_BATCH_EXECUTION && TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		CacheInvalidateRelcache(td->tg_relation);
+	(void) ac_trigger_call(fcinfo, "after_statement",
+						   AC_TRIG_AFTER | AC_TRIG_STATEMENT | AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE,
+						   AC_TABLE_BIT(AC_T_ITEM_EXECUTION) | AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
+						   "after INSERT, UPDATE or DELETE on item_execution or batch_execution, for each statement",
+						   NULL);
 	ac_rollup_run_pending();
 	return PointerGetDatum(NULL);
 }
@@ -943,4 +939,26 @@ ac_rollup_init(void)
 	CacheRegisterRelcacheCallback(rollup_relcache_callback, (Datum) 0);
 	RegisterXactCallback(rollup_xact_callback, NULL);
 	RegisterSubXactCallback(rollup_subxact_callback, NULL);
+}
+
+/*
+ * BEFORE DELETE ... FOR EACH ROW on batch_execution, enabled ALWAYS: a
+ * batch execution deleted may come back with the same id, pending, so
+ * every session's cache of started batch executions (started_batches) must
+ * forget what it holds. Enabled ALWAYS because a restore and logical
+ * replication delete rows in replica mode, where the other triggers are
+ * silent. The invalidation is sent at commit, once per transaction however
+ * many rows go.
+ */
+Datum
+ac_forget_started(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+
+	td = ac_trigger_call(fcinfo, "forget_started",
+						 AC_TRIG_BEFORE | AC_TRIG_ROW | AC_TRIG_DELETE,
+						 AC_TABLE_BIT(AC_T_BATCH_EXECUTION),
+						 "before DELETE on batch_execution, for each row", NULL);
+	CacheInvalidateRelcache(td->tg_relation);
+	return PointerGetDatum(td->tg_trigtuple);
 }

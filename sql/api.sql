@@ -373,6 +373,11 @@ SELECT i.sequence_number, c.worker FROM claim(:'run15', 'w', 2) c JOIN item i ON
 ROLLBACK;
 DROP OWNED BY ac_column_worker;
 DROP ROLE ac_column_worker;
+-- a read-only transaction gets the UPDATE's refusal before any row is locked
+BEGIN READ ONLY;
+SET LOCAL client_min_messages = debug1;
+SELECT ac_try($$SELECT * FROM claim(NULL, 'w')$$);
+ROLLBACK;
 -- and walking the index itself, the same
 SET client_min_messages = debug1;
 SELECT i.sequence_number, c.worker FROM claim(:'run15', 'w', 2) c JOIN item i ON i.id = c.item_id ORDER BY 1;

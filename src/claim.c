@@ -86,10 +86,11 @@ due_column(Relation index, int col, AttrNumber next_att)
 
 /*
  * Why the ready rows cannot be found by walking the index directly, or NULL
- * when they can: the index is missing or not the one the extension
- * creates, or the table has row-level security or the user lacks table-wide
- * SELECT or UPDATE privilege (the query applies policies and column
- * privileges; a direct walk would lock rows they hide).
+ * when they can: the transaction is read-only (the query's UPDATE refuses
+ * it before locking anything), the index is missing or not the one the
+ * extension creates, or the table has row-level security or the user lacks
+ * table-wide SELECT or UPDATE privilege (the query applies policies and
+ * column privileges; a direct walk would lock rows they hide).
  */
 static const char *
 walk_refused(Relation heap, Relation index, bool by_run)
@@ -97,6 +98,9 @@ walk_refused(Relation heap, Relation index, bool by_run)
 	AttrNumber	keys[2];
 	int			nkeys = 0;
 
+	/* the UPDATE will refuse; lock nothing before it does */
+	if (XactReadOnly)
+		return "the transaction is read-only";
 	if (heap->rd_rel->relrowsecurity)
 		return "item_execution has row-level security";
 	if (pg_class_aclcheck(RelationGetRelid(heap), GetUserId(), ACL_SELECT) != ACLCHECK_OK ||

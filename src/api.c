@@ -111,12 +111,14 @@ static AcPlan p_select_run = {
 };
 
 /*
- * claim. The ready rows are picked and locked in an InitPlan and updated
- * through the primary key, and the plan is generic: the same plan serves
- * every call. Joined to a subquery instead, the generic plan (which must
- * guess the LIMIT) was a hash join over a sequential scan of the whole
- * table, so the plan cache re-planned the statement on every call, which
- * cost more than the rest of the claim.
+ * claim. The ready rows are found and locked by walking their index
+ * (claim.c) and updated by primary key (CLAIM_LOCKED_PLAN below). Where
+ * the walk cannot be used, the query CLAIM_PLAN picks and locks them in an
+ * InitPlan and updates them through the primary key; its plan is generic,
+ * the same plan for every call. Joined to a subquery instead, the generic
+ * plan (which must guess the LIMIT) was a hash join over a sequential scan
+ * of the whole table, so the plan cache re-planned the statement on every
+ * call, which cost more than the rest of the claim.
  */
 #define CLAIM_SET(worker, lease) \
 	"UPDATE " IE " ie SET status = 'processing', worker = " worker ", " \
@@ -503,7 +505,9 @@ put_item_rows(Tuplestorestate *store, TupleDesc tupdesc, uint64 n)
 
 /*
  * claim(run_id, worker, max_items, lease): up to max_items ready item
- * executions, oldest first, each to one worker only.
+ * executions, oldest first, each to one worker only. The rows are found
+ * and locked first (ac_claim_lock_ready), then updated; -1 from the walk
+ * means the query does both.
  */
 Datum
 ac_claim(PG_FUNCTION_ARGS)

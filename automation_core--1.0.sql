@@ -218,17 +218,17 @@ ALTER SEQUENCE automation_core.item_execution_queue_seq
 	OWNED BY automation_core.item_execution.queue_position;
 CREATE INDEX item_execution_batch_execution_id_idx ON automation_core.item_execution (batch_execution_id);
 CREATE INDEX item_execution_item_id_idx ON automation_core.item_execution (item_id);
--- The work queue: only ready-or-waiting rows are in these, so finished rows
--- cost claim nothing. The time a retry waits for is in the key after the
--- queue position, so that claim skips retries not yet due inside the
--- index, without reading their rows (after an outage, thousands of them
--- may wait at the head of the queue).
+-- The work queue: only ready-or-waiting rows are in these, so finished and
+-- paused rows cost claim nothing. The time a retry waits for is in the key
+-- after the queue position, so that claim skips retries not yet due inside
+-- the index, without reading their rows (after an outage, thousands of
+-- them may wait at the head of the queue).
 CREATE INDEX item_execution_ready_idx ON automation_core.item_execution
 	(queue_position, (COALESCE(next_attempt_at, '-infinity'::timestamptz)))
-	WHERE status IN ('pending', 'retrying');
+	WHERE status IN ('pending', 'retrying') AND is_active;
 CREATE INDEX item_execution_run_ready_idx ON automation_core.item_execution
 	(run_id, queue_position, (COALESCE(next_attempt_at, '-infinity'::timestamptz)))
-	WHERE status IN ('pending', 'retrying');
+	WHERE status IN ('pending', 'retrying') AND is_active;
 -- Open items per batch execution, for the roll-up.
 CREATE INDEX item_execution_open_idx ON automation_core.item_execution (batch_execution_id, queue_position)
 	WHERE status IN ('pending', 'processing', 'retrying');

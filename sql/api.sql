@@ -288,6 +288,21 @@ SELECT count(*) AS completed FROM item_execution x, LATERAL complete(x.id) c
 WHERE x.run_id = :'run10' AND x.status = 'processing';
 SELECT be.status AS batch, r.status AS run FROM batch_execution be JOIN run r ON r.id = be.run_id
 WHERE r.id = :'run10' ORDER BY be.created_at, be.id;
+-- paused rows are not in the queue's indexes: a claim behind 500 of them
+-- reads none of their rows
+INSERT INTO automation (name) VALUES ('mostly paused') RETURNING id AS paused_auto \gset
+INSERT INTO batch (automation_id, name) VALUES (:'paused_auto', 'b') RETURNING id AS paused_batch \gset
+INSERT INTO item (batch_id, sequence_number) SELECT :'paused_batch', g FROM generate_series(0, 500) g;
+SELECT id AS run10b FROM start_run(:'paused_auto') \gset
+UPDATE item_execution SET is_active = false
+WHERE run_id = :'run10b' AND id <> (SELECT id FROM item_execution WHERE run_id = :'run10b'
+									ORDER BY queue_position DESC LIMIT 1);
+BEGIN;
+SELECT pg_stat_get_xact_tuples_fetched('automation_core.item_execution_run_ready_idx'::regclass) AS paused0 \gset
+SELECT i.sequence_number FROM claim(:'run10b', 'w', 1) c JOIN item i ON i.id = c.item_id;
+SELECT pg_stat_get_xact_tuples_fetched('automation_core.item_execution_run_ready_idx'::regclass) - :paused0 AS rows_fetched;
+ROLLBACK;
+SELECT r.status FROM cancel_run(:'run10b', 'paused') r;
 UPDATE item_execution SET is_active = true WHERE id = :'paused';
 SELECT c.id = :'paused' AS resumed FROM claim(:'run10', 'w', 100) c;
 SELECT status FROM complete(:'paused');

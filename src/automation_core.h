@@ -144,6 +144,14 @@ extern Datum ac_status_datum(AcStatus s);
 extern AcStatus ac_status_of_datum(Datum d);
 extern void ac_catalog_init(void);
 
+/* rollup.c: lock a row version as read, not following a newer one */
+struct RelationData;
+struct TupleTableSlot;
+struct SnapshotData;
+extern bool ac_lock_as_seen(struct RelationData *heap, struct TupleTableSlot *slot,
+							struct SnapshotData *snap, CommandId cid,
+							struct TupleTableSlot *locked);
+
 /* claim.c: the ready rows claim takes, found and locked */
 extern int	ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids);
 

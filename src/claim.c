@@ -229,25 +229,18 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids)
 	index_rescan(scan, skey, nkeys, NULL, 0);
 	while (n < max_items && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		TM_FailureData tmfd;
 		bool		isnull;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!ready(slot, now, run_id))
-			continue;
-		/* no TUPLE_LOCK_FLAG_FIND_LAST_VERSION: changed since, passed over */
-		if (table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
-							 LockTupleNoKeyExclusive, LockWaitSkip, 0, &tmfd) != TM_Ok)
-			continue;
-		/* the version locked is the one read; this only keeps that honest */
-		if (!ready(locked, now, run_id))
+		/* a version changed since the snapshot is passed over */
+		if (!ready(slot, now, run_id) || !ac_lock_as_seen(heap, slot, snap, cid, locked))
 			continue;
 		if (n == max)
 		{
 			max = Min((int64) max * 2, (int64) max_items);
 			*ids = repalloc(*ids, max * sizeof(Datum));
 		}
-		(*ids)[n++] = datumCopy(slot_getattr(locked, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID),
+		(*ids)[n++] = datumCopy(slot_getattr(slot, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID),
 											 &isnull), false, UUID_LEN);
 	}
 	index_endscan(scan);

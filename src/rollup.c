@@ -346,23 +346,34 @@ static pg_uuid_t proof_batch;
 static pg_uuid_t proof_item;
 
 /*
- * Lock the row version in slot as FOR NO KEY UPDATE SKIP LOCKED would; true
- * when the lock is held and the version locked is still open (a version
- * changed since the snapshot, or held by someone else, is not taken).
+ * Lock the row version in slot (read with snap) as FOR NO KEY UPDATE SKIP
+ * LOCKED would, except that a version changed since the snapshot is not
+ * followed to the newest one: true when the lock is held, and then the
+ * version locked is the one in slot. A row someone holds, or changed since,
+ * is not taken. locked is scratch space for the table AM. The roll-up's
+ * proof and claim (claim.c) lock rows this way.
  */
+bool
+ac_lock_as_seen(Relation heap, TupleTableSlot *slot, Snapshot snap, CommandId cid,
+				TupleTableSlot *locked)
+{
+	TM_FailureData tmfd;
+
+	return table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
+							LockTupleNoKeyExclusive, LockWaitSkip, 0, &tmfd) == TM_Ok;
+}
+
+/* ac_lock_as_seen, for a version in slot that is still open */
 static bool
 lock_if_open(Relation heap, TupleTableSlot *slot, Snapshot snap, CommandId cid,
 			 TupleTableSlot *locked)
 {
-	TM_FailureData tmfd;
 	bool		isnull;
 	Datum		st;
 
-	if (table_tuple_lock(heap, &slot->tts_tid, snap, locked, cid,
-						 LockTupleNoKeyExclusive, LockWaitSkip, 0, &tmfd) != TM_Ok)
-		return false;
-	st = slot_getattr(locked, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS), &isnull);
-	return !isnull && !ac_status_is_terminal(ac_status_of_datum(st));
+	st = slot_getattr(slot, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_STATUS), &isnull);
+	return !isnull && !ac_status_is_terminal(ac_status_of_datum(st)) &&
+		ac_lock_as_seen(heap, slot, snap, cid, locked);
 }
 
 static bool

@@ -192,8 +192,9 @@ if want waits && [ -n "${AC_SERVER_LOG:-}" ] && [ -r "$AC_SERVER_LOG" ]; then
 		local l0 t
 		l0=$(wc -l <"$AC_SERVER_LOG")
 		t=$(pgbench_tps "$1" 32 -T "$DUR")
-		tail -n +"$((l0 + 1))" "$AC_SERVER_LOG" | grep -c 'still waiting for' |
-			awk -v t="$t" -v d="$DUR" '{ print ($1 + 0) * 1000 / (t * d) }'
+		# (awk counts: grep -c fails when there is nothing to count)
+		tail -n +"$((l0 + 1))" "$AC_SERVER_LOG" |
+			awk -v t="$t" -v d="$DUR" '/still waiting for/ { n++ } END { print (n + 0) * 1000 / (t * d) }'
 	}
 	wa=() wf=()
 	for r in $(seq "$RUNS"); do

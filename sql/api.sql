@@ -251,6 +251,14 @@ SELECT call, lease_idx_scans, open_idx_at_most_once, used_pkey FROM (
 WHERE call NOT LIKE 'before%' ORDER BY ctid;
 COMMIT;
 
+-- claim updates the row it locked at the place it found it (a TID scan),
+-- with no search of the primary key
+BEGIN;
+SELECT pg_stat_get_xact_numscans('automation_core.item_execution_pkey'::regclass) AS pk0 \gset
+SELECT count(*) AS claimed FROM claim(:'run7', 'w', 1);
+SELECT pg_stat_get_xact_numscans('automation_core.item_execution_pkey'::regclass) - :pk0 AS pkey_scans;
+ROLLBACK;
+
 -- one statement calling claim and complete many times: each call sees the
 -- statement's earlier calls (the caller's snapshot, its command ID advanced),
 -- so no item is handed out twice
@@ -470,6 +478,31 @@ SET client_min_messages = warning;
 RESET ROLE;
 DROP OWNED BY ac_starter;
 DROP ROLE ac_starter;
+
+-- claim updates the rows it has locked where it found them, whatever the
+-- statistics say: taken while nothing was ready, they make the ready indexes
+-- look empty, and a plan that walked one looking for the locked ids read
+-- every ready row of the queue on each claim of several items
+SET client_min_messages = warning;
+SELECT count(*) > 0 AS made_way FROM item_execution x, LATERAL cancel_run(x.run_id, 'make way') r
+WHERE x.status IN ('pending', 'retrying');
+VACUUM ANALYZE item_execution;
+ALTER TABLE item_execution SET (autovacuum_enabled = false);
+INSERT INTO automation (name) VALUES ('stale') RETURNING id AS stale \gset
+INSERT INTO batch (automation_id, name) VALUES (:'stale', 'b') RETURNING id AS stale_batch \gset
+INSERT INTO item (batch_id, sequence_number) SELECT :'stale_batch', g FROM generate_series(0, 1999) g;
+SELECT id AS stale_run FROM start_run(:'stale') \gset
+BEGIN;
+SELECT pg_stat_get_xact_tuples_fetched('automation_core.item_execution_ready_idx'::regclass)
+	 + pg_stat_get_xact_tuples_fetched('automation_core.item_execution_run_ready_idx'::regclass) AS ready0 \gset
+SELECT count(*) AS claimed FROM claim(NULL, 'w', 5);
+SELECT count(*) AS claimed FROM claim(:'stale_run', 'w', 5);
+SELECT count(*) AS claimed FROM claim(:'stale_run', 'w', 1);
+SELECT pg_stat_get_xact_tuples_fetched('automation_core.item_execution_ready_idx'::regclass)
+	 + pg_stat_get_xact_tuples_fetched('automation_core.item_execution_run_ready_idx'::regclass)
+	 - :ready0 AS ready_rows_read;
+COMMIT;
+ALTER TABLE item_execution RESET (autovacuum_enabled);
 
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

@@ -165,16 +165,22 @@ static AcPlan p_claim_any_one = CLAIM_PLAN(ANY_RUN, "(SELECT", "1", ")");
 static AcPlan p_claim_run_one = CLAIM_PLAN(RUN_FILTER, "(SELECT", "1", ")");
 /*
  * The same UPDATE of rows ac_claim_lock_ready (claim.c) has found and
- * locked: $3 their ids, one or many. The readiness test is repeated, but
- * locked rows cannot have changed since.
+ * locked: $4 the places of the versions locked (a TID scan, no search of
+ * the primary key), $3 their ids, one or many. The ids and the readiness
+ * test are checked again, though locked rows cannot have changed since;
+ * the readiness test inside a CASE, which the planner cannot match to the
+ * ready indexes' predicate: written plainly, a generic plan made while the
+ * statistics said nothing was ready walked a whole ready index looking for
+ * the ids, on every claim of several items.
  */
-#define CLAIM_LOCKED_PLAN(pick, idtype) { \
+#define CLAIM_LOCKED_PLAN(pick, idtype, tidtype) { \
 	CLAIM_SET("$1", "$2") \
-	"WHERE ie.id OPERATOR(pg_catalog.=) " pick " AND " CLAIM_READY "RETURNING ie", \
-	3, {TEXTOID, INTERVALOID, idtype}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN \
+	"WHERE ie.ctid OPERATOR(pg_catalog.=) " pick "($4) AND ie.id OPERATOR(pg_catalog.=) " pick "($3) " \
+	"  AND CASE WHEN " CLAIM_READY "THEN true ELSE false END RETURNING ie", \
+	4, {TEXTOID, INTERVALOID, idtype, tidtype}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN \
 }
-static AcPlan p_claim_locked = CLAIM_LOCKED_PLAN("ANY ($3)", UUIDARRAYOID);
-static AcPlan p_claim_locked_one = CLAIM_LOCKED_PLAN("$3", UUIDOID);
+static AcPlan p_claim_locked = CLAIM_LOCKED_PLAN("ANY ", UUIDARRAYOID, TIDARRAYOID);
+static AcPlan p_claim_locked_one = CLAIM_LOCKED_PLAN("", UUIDOID, TIDOID);
 static AcPlan p_run_exists = {
 	"SELECT 1 FROM automation_core.run WHERE id = $1", 1, {UUIDOID}
 };
@@ -443,7 +449,9 @@ begin_item_set(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("set-valued function called in context that cannot accept a set")));
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+	/* the caller's description of the rows it expects: no catalog look-up */
+	desc = rsinfo->expectedDesc;
+	if (desc == NULL && get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
 	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
@@ -520,6 +528,7 @@ ac_claim(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
 	Datum	   *ids = NULL;
+	Datum	   *tids = NULL;
 	int			n;
 
 	store = begin_item_set(fcinfo, &tupdesc);
@@ -538,15 +547,20 @@ ac_claim(PG_FUNCTION_ARGS)
 	args[3] = IntervalPGetDatum(lease);
 
 	ac_spi_connect();
-	n = ac_claim_lock_ready(PG_ARGISNULL(0) ? NULL : DatumGetUUIDP(args[0]), max_items, &ids);
+	n = ac_claim_lock_ready(PG_ARGISNULL(0) ? NULL : DatumGetUUIDP(args[0]), max_items,
+							&ids, &tids);
 	if (n > 0)
 	{
-		Datum		largs[3] = {args[1], args[3], ids[0]};
-		char		lnulls[3] = {nulls[1], ' ', ' '};
+		Datum		largs[4] = {args[1], args[3], ids[0], tids[0]};
+		char		lnulls[4] = {nulls[1], ' ', ' ', ' '};
 
 		if (n > 1)
+		{
 			largs[2] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false,
 													   TYPALIGN_CHAR));
+			largs[3] = PointerGetDatum(construct_array(tids, n, TIDOID, sizeof(ItemPointerData),
+													   false, TYPALIGN_SHORT));
+		}
 		ac_plan_exec_for_caller(n > 1 ? &p_claim_locked : &p_claim_locked_one,
 								largs, lnulls, 0);
 	}

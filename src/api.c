@@ -168,10 +168,10 @@ static AcPlan p_claim_run_one = CLAIM_PLAN(RUN_FILTER, "(SELECT", "1", ")");
  * locked: $4 the places of the versions locked (a TID scan, no search of
  * the primary key), $3 their ids, one or many. The ids and the readiness
  * test are checked again, though locked rows cannot have changed since;
- * the readiness test inside a CASE, which the planner cannot match to the
- * ready indexes' predicate: written plainly, a generic plan made while the
- * statistics said nothing was ready walked a whole ready index looking for
- * the ids, on every claim of several items.
+ * the readiness test inside a CASE, which the planner cannot match to a
+ * partial index's predicate: written plainly, a generic plan made while the
+ * statistics said nothing was ready or open walked the whole index of ready
+ * or of open items looking for the ids, on every claim of several items.
  */
 #define CLAIM_LOCKED_PLAN(pick, idtype, tidtype) { \
 	CLAIM_SET("$1", "$2") \

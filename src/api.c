@@ -165,22 +165,23 @@ static AcPlan p_claim_any_one = CLAIM_PLAN(ANY_RUN, "(SELECT", "1", ")");
 static AcPlan p_claim_run_one = CLAIM_PLAN(RUN_FILTER, "(SELECT", "1", ")");
 /*
  * The same UPDATE of rows ac_claim_lock_ready (claim.c) has found and
- * locked: $4 the places of the versions locked (a TID scan, no search of
- * the primary key), $3 their ids, one or many. The ids and the readiness
- * test are checked again, though locked rows cannot have changed since;
- * the readiness test inside a CASE, which the planner cannot match to a
- * partial index's predicate: written plainly, a generic plan made while the
- * statistics said nothing was ready or open walked the whole index of ready
- * or of open items looking for the ids, on every claim of several items.
+ * locked: $3 the places of the versions locked, one or many (a TID scan,
+ * no search of the primary key; nobody else can update a version this
+ * transaction holds locked, so it is still there). The readiness test is
+ * checked again, though locked rows cannot have changed since; it is
+ * inside a CASE, which the planner cannot match to a partial index's
+ * predicate: written plainly, a generic plan made while the statistics
+ * said nothing was ready or open walked the whole index of ready or of
+ * open items looking for the rows, on every claim of several items.
  */
-#define CLAIM_LOCKED_PLAN(pick, idtype, tidtype) { \
+#define CLAIM_LOCKED_PLAN(pick, tidtype) { \
 	CLAIM_SET("$1", "$2") \
-	"WHERE ie.ctid OPERATOR(pg_catalog.=) " pick "($4) AND ie.id OPERATOR(pg_catalog.=) " pick "($3) " \
+	"WHERE ie.ctid OPERATOR(pg_catalog.=) " pick "($3) " \
 	"  AND CASE WHEN " CLAIM_READY "THEN true ELSE false END RETURNING ie", \
-	4, {TEXTOID, INTERVALOID, idtype, tidtype}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN \
+	3, {TEXTOID, INTERVALOID, tidtype}, NULL, InvalidOid, CURSOR_OPT_GENERIC_PLAN \
 }
-static AcPlan p_claim_locked = CLAIM_LOCKED_PLAN("ANY ", UUIDARRAYOID, TIDARRAYOID);
-static AcPlan p_claim_locked_one = CLAIM_LOCKED_PLAN("", UUIDOID, TIDOID);
+static AcPlan p_claim_locked = CLAIM_LOCKED_PLAN("ANY ", TIDARRAYOID);
+static AcPlan p_claim_locked_one = CLAIM_LOCKED_PLAN("", TIDOID);
 static AcPlan p_run_exists = {
 	"SELECT 1 FROM automation_core.run WHERE id = $1", 1, {UUIDOID}
 };
@@ -527,7 +528,6 @@ ac_claim(PG_FUNCTION_ARGS)
 	Interval   *lease;
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
-	Datum	   *ids = NULL;
 	Datum	   *tids = NULL;
 	int			n;
 
@@ -547,20 +547,15 @@ ac_claim(PG_FUNCTION_ARGS)
 	args[3] = IntervalPGetDatum(lease);
 
 	ac_spi_connect();
-	n = ac_claim_lock_ready(PG_ARGISNULL(0) ? NULL : DatumGetUUIDP(args[0]), max_items,
-							&ids, &tids);
+	n = ac_claim_lock_ready(PG_ARGISNULL(0) ? NULL : DatumGetUUIDP(args[0]), max_items, &tids);
 	if (n > 0)
 	{
-		Datum		largs[4] = {args[1], args[3], ids[0], tids[0]};
-		char		lnulls[4] = {nulls[1], ' ', ' ', ' '};
+		Datum		largs[3] = {args[1], args[3], tids[0]};
+		char		lnulls[3] = {nulls[1], ' ', ' '};
 
 		if (n > 1)
-		{
-			largs[2] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false,
-													   TYPALIGN_CHAR));
-			largs[3] = PointerGetDatum(construct_array(tids, n, TIDOID, sizeof(ItemPointerData),
+			largs[2] = PointerGetDatum(construct_array(tids, n, TIDOID, sizeof(ItemPointerData),
 													   false, TYPALIGN_SHORT));
-		}
 		ac_plan_exec_for_caller(n > 1 ? &p_claim_locked : &p_claim_locked_one,
 								largs, lnulls, 0);
 	}

@@ -153,8 +153,7 @@ extern bool ac_lock_as_seen(struct RelationData *heap, struct TupleTableSlot *sl
 							struct TupleTableSlot *locked);
 
 /* claim.c: the ready rows claim takes, found and locked */
-extern int	ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids,
-								Datum **tids);
+extern int	ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **tids);
 
 /* bulk_insert.c: start_run's item executions, see there */
 struct AcPlan;

@@ -40,7 +40,6 @@
 #include "miscadmin.h"
 #include "nodes/primnodes.h"
 #include "utils/acl.h"
-#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -151,16 +150,15 @@ ready(TupleTableSlot *slot, TimestampTz now, const pg_uuid_t *run_id)
 /*
  * Lock up to max_items ready item executions (of run_id, when not NULL), in
  * queue order, with the snapshot of the calling statement (its command ID
- * advanced, as the UPDATE that follows will have it). Their ids go into
- * *ids and the places of the versions locked into *tids (both palloc'd, as
- * Datums): a locked version cannot be updated by anyone else, so the UPDATE
- * that follows finds each row at its place without a search of the primary
- * key. Returns how many, or -1 when walk_refused says why not (at DEBUG1):
- * then the SELECT must do it, with the planner's choice of index and the
- * executor's checks.
+ * advanced, as the UPDATE that follows will have it). The places of the
+ * versions locked go into *tids (palloc'd, as Datums): a locked version
+ * cannot be updated by anyone else, so the UPDATE that follows finds each
+ * row at its place without a search of the primary key. Returns how many,
+ * or -1 when walk_refused says why not (at DEBUG1): then the SELECT must do
+ * it, with the planner's choice of index and the executor's checks.
  */
 int
-ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids, Datum **tids)
+ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **tids)
 {
 	AcIndex		which = run_id != NULL ? AC_I_RUN_READY : AC_I_READY;
 	Oid			heapoid = ac_table_oid(AC_T_ITEM_EXECUTION);
@@ -225,7 +223,6 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids, Datum *
 				F_TIMESTAMPTZ_LE, TimestampTzGetDatum(now));
 	nkeys++;
 
-	*ids = palloc(max * sizeof(Datum));
 	*tids = palloc(max * sizeof(Datum));
 	slot = table_slot_create(heap, NULL);
 	locked = table_slot_create(heap, NULL);
@@ -233,8 +230,6 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids, Datum *
 	index_rescan(scan, skey, nkeys, NULL, 0);
 	while (n < max_items && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		bool		isnull;
-
 		CHECK_FOR_INTERRUPTS();
 		/* a version changed since the snapshot is passed over */
 		if (!ready(slot, now, run_id) || !ac_lock_as_seen(heap, slot, snap, cid, locked))
@@ -242,11 +237,8 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **ids, Datum *
 		if (n == max)
 		{
 			max = Min((int64) max * 2, (int64) max_items);
-			*ids = repalloc(*ids, max * sizeof(Datum));
 			*tids = repalloc(*tids, max * sizeof(Datum));
 		}
-		(*ids)[n] = datumCopy(slot_getattr(slot, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_ID),
-										   &isnull), false, UUID_LEN);
 		(*tids)[n] = PointerGetDatum(palloc(sizeof(ItemPointerData)));
 		ItemPointerCopy(&slot->tts_tid, (ItemPointer) DatumGetPointer((*tids)[n]));
 		n++;

@@ -138,6 +138,11 @@ WITH c AS (UPDATE bench_floor.item_execution ie SET status = 'processing', worke
 WITH u AS (SELECT * FROM unnest(:ids::uuid[], :atts::integer[]) AS u(id, attempt)), c AS (UPDATE bench_floor.item_execution ie SET status = 'completed', result_payload = NULL, finished_at = now(), lease_expires_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1 FROM u WHERE ie.id = u.id AND ie.status = 'processing' AND ie.attempt_count = u.attempt RETURNING ie.id) INSERT INTO bench_floor.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by) SELECT id, 'processing', 'completed', now(), current_user FROM c;
 SQL
 
+# The same with 10,000 items in one call, which shows whether any step of
+# a claim or a completion grows faster than the number of items
+sed 's/claim(NULL, '"'"'bench'"'"', 100)/claim(NULL, '"'"'bench'"'"', 10000)/' "$WORK/ac100.sql" >"$WORK/ac10k.sql"
+sed 's/LIMIT 100 FOR UPDATE/LIMIT 10000 FOR UPDATE/' "$WORK/floor100.sql" >"$WORK/floor10k.sql"
+
 # pgbench_tps SCRIPT CLIENTS -t N | -T SECONDS
 pgbench_tps() {
 	local out
@@ -308,6 +313,22 @@ if want batch; then
 		row "claim 100 + complete 100 per call (items/s)" "$cl, against the same by hand" \
 			"$(fmt "$mf")" "$(fmt "$m")" "$(ratio "$m" "$mf")" "report"
 	done
+	b=() bf=()
+	for r in $(seq "$RUNS"); do
+		reset_queue
+		q -c "SELECT id FROM automation_core.start_run('$AUTO_BIG')" >/dev/null
+		q -c "VACUUM ANALYZE automation_core.item_execution" >/dev/null
+		t=$(pgbench_tps "$WORK/ac10k.sql" 1 -t 1)
+		b+=("$(awk -v t="$t" 'BEGIN { print t * 10000 }')")
+		reset_queue; floor_run "$AUTO_BIG"
+		t=$(pgbench_tps "$WORK/floor10k.sql" 1 -t 1)
+		bf+=("$(awk -v t="$t" 'BEGIN { print t * 10000 }')")
+		log "10,000 items in one call, run $r: ${b[-1]} items/s, floor ${bf[-1]} items/s"
+	done
+	m=$(printf '%s\n' "${b[@]}" | median)
+	mf=$(printf '%s\n' "${bf[@]}" | median)
+	row "claim 10,000 + complete 10,000 in one call (items/s)" "1 client, against the same by hand" \
+		"$(fmt "$mf")" "$(fmt "$m")" "$(ratio "$m" "$mf")" "report"
 fi
 
 ###########################################################################

@@ -112,7 +112,7 @@ static AcPlan p_select_run = {
 
 /*
  * claim. The ready rows are found and locked by walking their index
- * (claim.c) and updated by primary key (CLAIM_LOCKED_PLAN below). Where
+ * (claim.c) and updated at their place (CLAIM_LOCKED_PLAN below). Where
  * the walk cannot be used, the query CLAIM_PLAN picks and locks them in an
  * InitPlan and updates them through the primary key; its plan is generic,
  * the same plan for every call. Joined to a subquery instead, the generic
@@ -528,8 +528,9 @@ ac_claim(PG_FUNCTION_ARGS)
 	Interval   *lease;
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
-	Datum	   *tids = NULL;
+	ItemPointerData *tids = NULL;
 	int			n;
+	uint64		claimed;
 
 	store = begin_item_set(fcinfo, &tupdesc);
 
@@ -550,32 +551,36 @@ ac_claim(PG_FUNCTION_ARGS)
 	n = ac_claim_lock_ready(PG_ARGISNULL(0) ? NULL : DatumGetUUIDP(args[0]), max_items, &tids);
 	if (n > 0)
 	{
-		Datum		largs[3] = {args[1], args[3], tids[0]};
+		Datum		largs[3] = {args[1], args[3], PointerGetDatum(&tids[0])};
 		char		lnulls[3] = {nulls[1], ' ', ' '};
 
 		if (n > 1)
-			largs[2] = PointerGetDatum(construct_array(tids, n, TIDOID, sizeof(ItemPointerData),
+		{
+			Datum	   *places = palloc(n * sizeof(Datum));
+			int			i;
+
+			for (i = 0; i < n; i++)
+				places[i] = PointerGetDatum(&tids[i]);
+			largs[2] = PointerGetDatum(construct_array(places, n, TIDOID, sizeof(ItemPointerData),
 													   false, TYPALIGN_SHORT));
+		}
 		ac_plan_exec_for_caller(n > 1 ? &p_claim_locked : &p_claim_locked_one,
 								largs, lnulls, 0);
 	}
-	else if (n == 0)
-		SPI_processed = 0;
-	else if (max_items == 1)
-		ac_plan_exec_for_caller(PG_ARGISNULL(0) ? &p_claim_any_one : &p_claim_run_one,
+	else if (n < 0)
+		ac_plan_exec_for_caller(max_items == 1 ?
+								(PG_ARGISNULL(0) ? &p_claim_any_one : &p_claim_run_one) :
+								(PG_ARGISNULL(0) ? &p_claim_any : &p_claim_run),
 								args, nulls, 0);
-	else
-		ac_plan_exec_for_caller(PG_ARGISNULL(0) ? &p_claim_any : &p_claim_run,
-								args, nulls, 0);
-	if (SPI_processed == 0 && !PG_ARGISNULL(0))
+	claimed = n == 0 ? 0 : SPI_processed;
+	if (claimed == 0 && !PG_ARGISNULL(0))
 	{
 		ac_plan_exec(&p_run_exists, args, NULL, false, 1);
 		if (SPI_processed == 0)
 			raise_unknown("run", args[0]);
-		SPI_processed = 0;
 	}
 
-	put_item_rows(store, tupdesc, SPI_processed);
+	put_item_rows(store, tupdesc, claimed);
 	ac_spi_finish();
 
 	rsinfo->returnMode = SFRM_Materialize;

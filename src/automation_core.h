@@ -153,7 +153,9 @@ extern bool ac_lock_as_seen(struct RelationData *heap, struct TupleTableSlot *sl
 							struct TupleTableSlot *locked);
 
 /* claim.c: the ready rows claim takes, found and locked */
-extern int	ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **tids);
+struct ItemPointerData;
+extern int	ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items,
+								struct ItemPointerData **tids);
 
 /* bulk_insert.c: start_run's item executions, see there */
 struct AcPlan;

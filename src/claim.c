@@ -5,7 +5,8 @@
  *		and lock them, as SELECT ... FOR NO KEY UPDATE SKIP LOCKED would,
  *		except that a row changed since the snapshot is passed over instead
  *		of followed to its latest version. The UPDATE that makes them
- *		processing (api.c) then finds each by primary key, already locked.
+ *		processing (api.c) then finds each at its place (TID), already
+ *		locked.
  *
  *		Why not the SELECT: under READ COMMITTED, a locking clause that
  *		meets a row another transaction changed and committed after the
@@ -151,14 +152,14 @@ ready(TupleTableSlot *slot, TimestampTz now, const pg_uuid_t *run_id)
  * Lock up to max_items ready item executions (of run_id, when not NULL), in
  * queue order, with the snapshot of the calling statement (its command ID
  * advanced, as the UPDATE that follows will have it). The places of the
- * versions locked go into *tids (palloc'd, as Datums): a locked version
+ * versions locked go into *tids (palloc'd): a locked version
  * cannot be updated by anyone else, so the UPDATE that follows finds each
  * row at its place without a search of the primary key. Returns how many,
  * or -1 when walk_refused says why not (at DEBUG1): then the SELECT must do
  * it, with the planner's choice of index and the executor's checks.
  */
 int
-ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **tids)
+ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, ItemPointerData **tids)
 {
 	AcIndex		which = run_id != NULL ? AC_I_RUN_READY : AC_I_READY;
 	Oid			heapoid = ac_table_oid(AC_T_ITEM_EXECUTION);
@@ -223,7 +224,7 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **tids)
 				F_TIMESTAMPTZ_LE, TimestampTzGetDatum(now));
 	nkeys++;
 
-	*tids = palloc(max * sizeof(Datum));
+	*tids = palloc(max * sizeof(ItemPointerData));
 	slot = table_slot_create(heap, NULL);
 	locked = table_slot_create(heap, NULL);
 	scan = index_beginscan(heap, index, snap, nkeys, 0);
@@ -237,11 +238,9 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, Datum **tids)
 		if (n == max)
 		{
 			max = Min((int64) max * 2, (int64) max_items);
-			*tids = repalloc(*tids, max * sizeof(Datum));
+			*tids = repalloc(*tids, max * sizeof(ItemPointerData));
 		}
-		(*tids)[n] = PointerGetDatum(palloc(sizeof(ItemPointerData)));
-		ItemPointerCopy(&slot->tts_tid, (ItemPointer) DatumGetPointer((*tids)[n]));
-		n++;
+		ItemPointerCopy(&slot->tts_tid, &(*tids)[n++]);
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(locked);

@@ -140,8 +140,8 @@ SQL
 
 # The same with 10,000 items in one call, which shows whether any step of
 # a claim or a completion grows faster than the number of items
-sed 's/claim(NULL, '"'"'bench'"'"', 100)/claim(NULL, '"'"'bench'"'"', 10000)/' "$WORK/ac100.sql" >"$WORK/ac10k.sql"
-sed 's/LIMIT 100 FOR UPDATE/LIMIT 10000 FOR UPDATE/' "$WORK/floor100.sql" >"$WORK/floor10k.sql"
+sed 's/claim(NULL, '"'"'bench'"'"', 100)/claim(NULL, '"'"'bench'"'"', 10000)/' "$WORK/ac100.sql" >"$WORK/ac10000.sql"
+sed 's/LIMIT 100 FOR UPDATE/LIMIT 10000 FOR UPDATE/' "$WORK/floor100.sql" >"$WORK/floor10000.sql"
 
 # pgbench_tps SCRIPT CLIENTS -t N | -T SECONDS
 pgbench_tps() {
@@ -290,45 +290,38 @@ fi
 # items), 100 calls per client at 8 (80,000), enough calls for the
 # measurement to reach a steady state. Each against the one-item rate at
 # the same number of clients, and against the same statements by hand.
-if want batch; then
-	for clients in 1 8; do
-		calls=$([ "$clients" = 1 ] && echo 300 || echo 100)
-		b=() bf=()
-		for r in $(seq "$RUNS"); do
-			reset_queue
-			q -c "SELECT id FROM automation_core.start_run('$AUTO_BIG')" >/dev/null
-			q -c "VACUUM ANALYZE automation_core.item_execution" >/dev/null
-			t=$(pgbench_tps "$WORK/ac100.sql" "$clients" -t "$calls")
-			b+=("$(awk -v t="$t" 'BEGIN { print t * 100 }')")
-			reset_queue; floor_run "$AUTO_BIG"
-			t=$(pgbench_tps "$WORK/floor100.sql" "$clients" -t "$calls")
-			bf+=("$(awk -v t="$t" 'BEGIN { print t * 100 }')")
-			log "100 items per call, $clients clients, run $r: ${b[-1]} items/s, floor ${bf[-1]} items/s"
-		done
-		m=$(printf '%s\n' "${b[@]}" | median)
-		mf=$(printf '%s\n' "${bf[@]}" | median)
-		cl="$clients client$([ "$clients" = 1 ] || echo s)"
-		row "claim 100 + complete 100 per call (items/s)" "$cl" \
-			"$(fmt "${AC_ONE[$clients]}") (1 per call)" "$(fmt "$m")" "$(ratio "$m" "${AC_ONE[$clients]}")" "≥ 10× 1 per call"
-		row "claim 100 + complete 100 per call (items/s)" "$cl, against the same by hand" \
-			"$(fmt "$mf")" "$(fmt "$m")" "$(ratio "$m" "$mf")" "report"
-	done
-	b=() bf=()
+# many_per_call ITEMS CLIENTS CALLS: RUNS rounds of claim ITEMS + complete
+# ITEMS per call on a run of bench_big, each followed by the same by hand;
+# sets M and MF, the medians in items/s
+many_per_call() {
+	local items=$1 clients=$2 calls=$3 r t b=() bf=()
 	for r in $(seq "$RUNS"); do
 		reset_queue
 		q -c "SELECT id FROM automation_core.start_run('$AUTO_BIG')" >/dev/null
 		q -c "VACUUM ANALYZE automation_core.item_execution" >/dev/null
-		t=$(pgbench_tps "$WORK/ac10k.sql" 1 -t 1)
-		b+=("$(awk -v t="$t" 'BEGIN { print t * 10000 }')")
+		t=$(pgbench_tps "$WORK/ac$items.sql" "$clients" -t "$calls")
+		b+=("$(awk -v t="$t" -v n="$items" 'BEGIN { print t * n }')")
 		reset_queue; floor_run "$AUTO_BIG"
-		t=$(pgbench_tps "$WORK/floor10k.sql" 1 -t 1)
-		bf+=("$(awk -v t="$t" 'BEGIN { print t * 10000 }')")
-		log "10,000 items in one call, run $r: ${b[-1]} items/s, floor ${bf[-1]} items/s"
+		t=$(pgbench_tps "$WORK/floor$items.sql" "$clients" -t "$calls")
+		bf+=("$(awk -v t="$t" -v n="$items" 'BEGIN { print t * n }')")
+		log "$items items per call, $clients clients, run $r: ${b[-1]} items/s, floor ${bf[-1]} items/s"
 	done
-	m=$(printf '%s\n' "${b[@]}" | median)
-	mf=$(printf '%s\n' "${bf[@]}" | median)
+	M=$(printf '%s\n' "${b[@]}" | median)
+	MF=$(printf '%s\n' "${bf[@]}" | median)
+}
+
+if want batch; then
+	for clients in 1 8; do
+		many_per_call 100 "$clients" "$([ "$clients" = 1 ] && echo 300 || echo 100)"
+		cl="$clients client$([ "$clients" = 1 ] || echo s)"
+		row "claim 100 + complete 100 per call (items/s)" "$cl" \
+			"$(fmt "${AC_ONE[$clients]}") (1 per call)" "$(fmt "$M")" "$(ratio "$M" "${AC_ONE[$clients]}")" "≥ 10× 1 per call"
+		row "claim 100 + complete 100 per call (items/s)" "$cl, against the same by hand" \
+			"$(fmt "$MF")" "$(fmt "$M")" "$(ratio "$M" "$MF")" "report"
+	done
+	many_per_call 10000 1 1
 	row "claim 10,000 + complete 10,000 in one call (items/s)" "1 client, against the same by hand" \
-		"$(fmt "$mf")" "$(fmt "$m")" "$(ratio "$m" "$mf")" "report"
+		"$(fmt "$MF")" "$(fmt "$M")" "$(ratio "$M" "$MF")" "report"
 fi
 
 ###########################################################################

@@ -681,9 +681,36 @@ guard_status_update(GuardCtx *g, AcStatus from, AcStatus to)
 	}
 }
 
+/*
+ * The row to store: the new row with the edits applied, formed from the
+ * deformed columns the checks have read (heap_modify_tuple_by_cols would
+ * deform the row once more). From here on get_new returns the final values.
+ */
+static HeapTuple
+final_row(GuardCtx *g)
+{
+	HeapTuple	final;
+	bool		isnull;
+	int			i;
+
+	if (g->edit.n == 0)
+		return g->newtup;
+	(void) column(g, g->newtup, &g->newvals, &g->newnulls, 1, &isnull);
+	for (i = 0; i < g->edit.n; i++)
+	{
+		g->newvals[g->edit.cols[i] - 1] = g->edit.vals[i];
+		g->newnulls[g->edit.cols[i] - 1] = g->edit.nulls[i];
+	}
+	final = heap_form_tuple(g->desc, g->newvals, g->newnulls);
+	final->t_data->t_ctid = g->newtup->t_data->t_ctid;
+	final->t_self = g->newtup->t_self;
+	final->t_tableOid = g->newtup->t_tableOid;
+	return final;
+}
+
 /* Events and roll-up notes for a status change, from the final row */
 static void
-after_status_change(GuardCtx *g, HeapTuple final, AcStatus from, AcStatus to)
+after_status_change(GuardCtx *g, AcStatus from, AcStatus to)
 {
 	AcEventRow	ev;
 	bool		isnull;
@@ -693,24 +720,24 @@ after_status_change(GuardCtx *g, HeapTuple final, AcStatus from, AcStatus to)
 	ev.table = g->table;
 	ev.old_status = from;
 	ev.new_status = to;
-	ev.entity_id = heap_getattr(final, att(g, AC_C_ID), g->desc, &isnull);
+	ev.entity_id = get_new(g, AC_C_ID, &isnull);
 	ev.in_cascade = ac_cascade_depth > 0;
 	if (g->table == AC_T_RUN)
 	{
 		ev.run_id = ev.entity_id;
 		ev.has_run_id = true;
-		ev.automation_id = heap_getattr(final, att(g, AC_C_AUTOMATION_ID), g->desc, &isnull);
+		ev.automation_id = get_new(g, AC_C_AUTOMATION_ID, &isnull);
 		ev.has_automation_id = !isnull;
 	}
 	else if (g->table != AC_T_ORCHESTRATION_INSTANCE)
 	{
-		ev.run_id = heap_getattr(final, att(g, AC_C_RUN_ID), g->desc, &isnull);
+		ev.run_id = get_new(g, AC_C_RUN_ID, &isnull);
 		ev.has_run_id = !isnull;
 	}
 	if (g->table == AC_T_ITEM_EXECUTION)
 	{
-		ev.attempt = DatumGetInt32(heap_getattr(final, att(g, AC_C_ATTEMPT_COUNT), g->desc, &isnull));
-		d = heap_getattr(final, att(g, AC_C_ERROR_MESSAGE), g->desc, &isnull);
+		ev.attempt = DatumGetInt32(get_new(g, AC_C_ATTEMPT_COUNT, &isnull));
+		d = get_new(g, AC_C_ERROR_MESSAGE, &isnull);
 		ev.error = isnull ? NULL : TextDatumGetCString(d);
 	}
 	ac_event_on_transition(&ev);
@@ -719,7 +746,7 @@ after_status_change(GuardCtx *g, HeapTuple final, AcStatus from, AcStatus to)
 		return;
 	if (g->table == AC_T_ITEM_EXECUTION)
 	{
-		d = heap_getattr(final, att(g, AC_C_BATCH_EXECUTION_ID), g->desc, &isnull);
+		d = get_new(g, AC_C_BATCH_EXECUTION_ID, &isnull);
 		if (to == AC_PROCESSING)
 			ac_rollup_note(AC_ROLLUP_BATCH_START, d);
 		else if (ac_status_is_terminal(to))
@@ -792,17 +819,13 @@ ac_guard_row(PG_FUNCTION_ARGS)
 		}
 	}
 
-	final = g.edit.n > 0 ?
-		heap_modify_tuple_by_cols(g.newtup, g.desc, g.edit.n, g.edit.cols,
-								  g.edit.vals, g.edit.nulls) :
-		g.newtup;
+	final = final_row(&g);
 
 	if (status_table && g.oldtup != NULL && from != to)
 	{
 		if (g.table == AC_T_ITEM_EXECUTION)
-			ac_history_append(heap_getattr(final, att(&g, AC_C_ID), g.desc, &isnull),
-							  from, to, actor, false);
-		after_status_change(&g, final, from, to);
+			ac_history_append(get_new(&g, AC_C_ID, &isnull), from, to, actor, false);
+		after_status_change(&g, from, to);
 	}
 
 	return PointerGetDatum(final);

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# A design study, not a measurement of automation_core: would the work
+# queue go faster if item_execution's status were in none of its indexes?
+#
+# Every status change of an item execution is an UPDATE that cannot be HOT
+# (heap-only): status is in the predicates of the ready, open and lease
+# indexes, so each claim and each completion writes a new entry into every
+# index of the table. The alternative studied here keeps status out of
+# item_execution's indexes (fillfactor 50, room for HOT updates) and moves
+# the queue into a narrow table of its own: claim marks a queue row taken,
+# completion deletes it. Both designs are written by hand, with the history
+# rows, and with no enforcement:
+#
+#   A  item_execution's own index set (as the throughput floor of 20_api)
+#   B  item_execution with its primary key, unique and foreign-key indexes
+#      only, plus the queue table (ready index, open-per-batch index)
+#
+# Each is measured one item per call and 100 items per call, at 1 and 8
+# clients, on 100,000 items; medians of AC_BENCH_RUNS runs (default 3).
+# Run only when named: test/bench/run studies/queue_table
+set -euo pipefail
+
+RUNS=${AC_BENCH_RUNS:-3}
+DUR=${AC_BENCH_SECONDS:-10}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ac_bench_queue.XXXXXX")
+cleanup() {
+	rm -rf "$WORK"
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_queue" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+log() { printf '%s\n' "$*" >&2; }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
+fmt() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
+row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
+tps() {		# tps SCRIPT CLIENTS -t N | -T SECONDS
+	pgbench -n -M prepared -f "$WORK/$1.sql" -c "$2" -j "$(($2 < 2 ? 1 : 2))" "$3" "$4" 2>"$WORK/err" |
+		sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' | grep . ||
+		{ cat "$WORK/err" >&2; exit 1; }
+}
+
+log "== queue_table: set-up"
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_queue" -c "CREATE DATABASE ac_bench_queue" >/dev/null 2>&1
+export PGDATABASE=ac_bench_queue
+q <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION automation_core;
+CREATE SCHEMA study;
+CREATE TABLE study.a_item (LIKE automation_core.item_execution INCLUDING ALL);
+CREATE TABLE study.a_history (LIKE automation_core.item_state_history INCLUDING ALL);
+CREATE TABLE study.b_item (LIKE automation_core.item_execution INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
+	WITH (fillfactor = 50);
+ALTER TABLE study.b_item ADD PRIMARY KEY (id), ADD UNIQUE (run_id, item_id);
+CREATE INDEX ON study.b_item (batch_execution_id);
+CREATE INDEX ON study.b_item (item_id);
+CREATE TABLE study.b_history (LIKE automation_core.item_state_history INCLUDING ALL);
+CREATE TABLE study.b_queue (
+	id uuid PRIMARY KEY,
+	batch_execution_id uuid NOT NULL,
+	queue_position bigint NOT NULL,
+	next_attempt_at timestamptz,
+	taken boolean NOT NULL DEFAULT false
+);
+CREATE INDEX ON study.b_queue (queue_position) WHERE NOT taken;
+CREATE INDEX ON study.b_queue (batch_execution_id, queue_position);
+SQL
+
+cat >"$WORK/fill.sql" <<'SQL'
+TRUNCATE study.a_item, study.a_history, study.b_item, study.b_history, study.b_queue;
+INSERT INTO study.a_item (run_id, batch_execution_id, item_id, queue_position, created_by, updated_by)
+SELECT r, ('00000000-0000-0000-0000-' || lpad((i / 1000)::text, 12, '0'))::uuid, gen_random_uuid(), i, 'bench', 'bench'
+FROM gen_random_uuid() r, generate_series(1, 100000) i;
+INSERT INTO study.b_item SELECT * FROM study.a_item;
+INSERT INTO study.b_queue (id, batch_execution_id, queue_position)
+SELECT id, batch_execution_id, queue_position FROM study.b_item;
+INSERT INTO study.a_history (item_execution_id, previous_status, new_status, changed_at)
+SELECT id, NULL, 'pending', now() FROM study.a_item;
+INSERT INTO study.b_history (item_execution_id, previous_status, new_status, changed_at)
+SELECT id, NULL, 'pending', now() FROM study.b_item;
+VACUUM ANALYZE study.a_item, study.a_history, study.b_item, study.b_history, study.b_queue;
+CHECKPOINT;
+SQL
+
+claim_set="status = 'processing', worker = 'bench', lease_expires_at = now() + interval '5 minutes', attempt_count = attempt_count + 1, started_at = now(), next_attempt_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1"
+done_set="status = 'completed', result_payload = NULL, finished_at = now(), lease_expires_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1"
+history() { echo "INSERT INTO study.$1_history (item_execution_id, previous_status, new_status, changed_at, created_by) SELECT id, '$2', '$3', now(), current_user FROM c"; }
+for n in 1 100; do
+	cat >"$WORK/a$n.sql" <<SQL
+WITH c AS (UPDATE study.a_item ie SET $claim_set WHERE id = ANY (ARRAY(SELECT id FROM study.a_item WHERE status IN ('pending', 'retrying') AND is_active AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY queue_position LIMIT $n FOR UPDATE SKIP LOCKED)) RETURNING ie.id, ie.attempt_count), h AS ($(history a pending processing)) SELECT array_agg(id)::text AS ids, array_agg(attempt_count)::text AS atts FROM c
+\gset
+WITH u AS (SELECT * FROM unnest(:ids::uuid[], :atts::integer[]) AS u(id, attempt)), c AS (UPDATE study.a_item ie SET $done_set FROM u WHERE ie.id = u.id AND ie.status = 'processing' AND ie.attempt_count = u.attempt RETURNING ie.id) $(history a processing completed);
+SQL
+	cat >"$WORK/b$n.sql" <<SQL
+WITH q AS (UPDATE study.b_queue SET taken = true WHERE id = ANY (ARRAY(SELECT id FROM study.b_queue WHERE NOT taken AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY queue_position LIMIT $n FOR UPDATE SKIP LOCKED)) RETURNING id), c AS (UPDATE study.b_item ie SET $claim_set WHERE ie.id = ANY (ARRAY(SELECT id FROM q)) RETURNING ie.id, ie.attempt_count), h AS ($(history b pending processing)) SELECT array_agg(id)::text AS ids, array_agg(attempt_count)::text AS atts FROM c
+\gset
+WITH u AS (SELECT * FROM unnest(:ids::uuid[], :atts::integer[]) AS u(id, attempt)), c AS (UPDATE study.b_item ie SET $done_set FROM u WHERE ie.id = u.id AND ie.status = 'processing' AND ie.attempt_count = u.attempt RETURNING ie.id), d AS (DELETE FROM study.b_queue WHERE id = ANY (ARRAY(SELECT id FROM c))) $(history b processing completed);
+SQL
+done
+
+declare -A R
+for r in $(seq "$RUNS"); do
+	for d in a b; do
+		q -f "$WORK/fill.sql"
+		one1=$(tps "${d}1" 1 -T "$DUR")
+		one8=$(tps "${d}1" 8 -T "$DUR")
+		q -f "$WORK/fill.sql"
+		many1=$(awk -v t="$(tps "${d}100" 1 -t 300)" 'BEGIN { print t * 100 }')
+		q -f "$WORK/fill.sql"
+		many8=$(awk -v t="$(tps "${d}100" 8 -t 100)" 'BEGIN { print t * 100 }')
+		hot=$(q -c "SELECT round(100.0 * n_tup_hot_upd / greatest(n_tup_upd, 1)) FROM pg_stat_user_tables WHERE relid = 'study.${d}_item'::regclass")
+		R[$d.one1]+="$one1 " R[$d.one8]+="$one8 " R[$d.many1]+="$many1 " R[$d.many8]+="$many8 "
+		log "   design $d, run $r: 1 per call $one1 / $one8 items/s, 100 per call $many1 / $many8 items/s (1 / 8 clients), ${hot}% of the last run's updates HOT"
+	done
+done
+med() { printf '%s\n' ${R[$1]} | median; }
+for c in 1 8; do
+	cl="$c client$([ "$c" = 1 ] || echo s)"
+	row "study, claim + complete 1 per call (items/s): A item_execution's indexes, B queue table + HOT" "$cl" \
+		"$(fmt "$(med a.one$c)")" "$(fmt "$(med b.one$c)")" "$(ratio "$(med b.one$c)" "$(med a.one$c)")" "report"
+	row "study, claim 100 + complete 100 per call (items/s): A, B as above" "$cl" \
+		"$(fmt "$(med a.many$c)")" "$(fmt "$(med b.many$c)")" "$(ratio "$(med b.many$c)" "$(med a.many$c)")" "report"
+	row "study, 100 per call against 1 per call in the same design: A (floor column), B (measured)" "$cl" \
+		"$(awk -v a="$(med a.many$c)" -v b="$(med a.one$c)" 'BEGIN { printf "%.2f×", a / b }')" \
+		"$(awk -v a="$(med b.many$c)" -v b="$(med b.one$c)" 'BEGIN { printf "%.2f×", a / b }')" "-" "report"
+done

@@ -59,7 +59,7 @@ typedef struct GuardCtx
 	AcTable		table;
 	Relation	rel;
 	TupleDesc	desc;
-	HeapTuple	newtup;
+	HeapTuple	newtup;			/* after apply_edits, the row to store */
 	HeapTuple	oldtup;			/* NULL on INSERT */
 	/* their columns, deformed once when first asked for (NULL until then) */
 	Datum	   *newvals;
@@ -147,15 +147,20 @@ att(GuardCtx *g, AcCol c)
  * columns of each row, many of them after variable-length ones, which
  * heap_getattr would find by walking the tuple from the start every time.
  */
+static void
+deform(GuardCtx *g, HeapTuple tup, Datum **vals, bool **nulls)
+{
+	if (*vals != NULL)
+		return;
+	*vals = palloc(sizeof(Datum) * g->desc->natts);
+	*nulls = palloc(sizeof(bool) * g->desc->natts);
+	heap_deform_tuple(tup, g->desc, *vals, *nulls);
+}
+
 static Datum
 column(GuardCtx *g, HeapTuple tup, Datum **vals, bool **nulls, AttrNumber a, bool *isnull)
 {
-	if (*vals == NULL)
-	{
-		*vals = palloc(sizeof(Datum) * g->desc->natts);
-		*nulls = palloc(sizeof(bool) * g->desc->natts);
-		heap_deform_tuple(tup, g->desc, *vals, *nulls);
-	}
+	deform(g, tup, vals, nulls);
 	*isnull = (*nulls)[a - 1];
 	return (*vals)[a - 1];
 }
@@ -682,20 +687,19 @@ guard_status_update(GuardCtx *g, AcStatus from, AcStatus to)
 }
 
 /*
- * The row to store: the new row with the edits applied, formed from the
+ * Apply the edits: the new row becomes the row to store, formed from the
  * deformed columns the checks have read (heap_modify_tuple_by_cols would
- * deform the row once more). From here on get_new returns the final values.
+ * deform the row once more), which then are its columns.
  */
-static HeapTuple
-final_row(GuardCtx *g)
+static void
+apply_edits(GuardCtx *g)
 {
 	HeapTuple	final;
-	bool		isnull;
 	int			i;
 
 	if (g->edit.n == 0)
-		return g->newtup;
-	(void) column(g, g->newtup, &g->newvals, &g->newnulls, 1, &isnull);
+		return;
+	deform(g, g->newtup, &g->newvals, &g->newnulls);
 	for (i = 0; i < g->edit.n; i++)
 	{
 		g->newvals[g->edit.cols[i] - 1] = g->edit.vals[i];
@@ -705,7 +709,8 @@ final_row(GuardCtx *g)
 	final->t_data->t_ctid = g->newtup->t_data->t_ctid;
 	final->t_self = g->newtup->t_self;
 	final->t_tableOid = g->newtup->t_tableOid;
-	return final;
+	g->newtup = final;
+	g->edit.n = 0;
 }
 
 /* Events and roll-up notes for a status change, from the final row */
@@ -766,7 +771,6 @@ ac_guard_row(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
 	GuardCtx	g;
-	HeapTuple	final;
 	char	   *actor;
 	bool		isnull;
 	AcStatus	from = AC_STATUS_INVALID;
@@ -819,7 +823,7 @@ ac_guard_row(PG_FUNCTION_ARGS)
 		}
 	}
 
-	final = final_row(&g);
+	apply_edits(&g);
 
 	if (status_table && g.oldtup != NULL && from != to)
 	{
@@ -828,7 +832,7 @@ ac_guard_row(PG_FUNCTION_ARGS)
 		after_status_change(&g, from, to);
 	}
 
-	return PointerGetDatum(final);
+	return PointerGetDatum(g.newtup);
 }
 
 /*

@@ -25,17 +25,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log() { printf '%s\n' "$*" >&2; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+# log, q, median, ratio, fmt, row, pgbench_tps and the floor's statements
+. "$(dirname "$0")/../common.sh"
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f×", a / b }'; }
-fmt() { awk -v x="$1" -v d="${2:-0}" 'BEGIN { if (x == "nan" || x == "") print "n/a"; else printf "%.*f", d, x }'; }
-row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
 now_ms() { date +%s%3N; }
-
-# pgbench prints "tps = N (without initial connection time)"
-tps_of() { sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p'; }
 
 ###########################################################################
 # Set-up: automations with their items, and the floor's trigger-less copies
@@ -119,38 +112,28 @@ SELECT status FROM automation_core.complete(:id, NULL, :attempt);
 SQL
 
 # The floor: the same two transactions by hand, with the history rows the
-# triggers would write, and nothing enforced.
-cat >"$WORK/floor1.sql" <<'SQL'
-WITH c AS (UPDATE bench_floor.item_execution ie SET status = 'processing', worker = 'bench', lease_expires_at = now() + interval '5 minutes', attempt_count = attempt_count + 1, started_at = now(), next_attempt_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1 WHERE id = (SELECT id FROM bench_floor.item_execution WHERE status IN ('pending', 'retrying') AND is_active AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY queue_position LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ie.id, ie.attempt_count), h AS (INSERT INTO bench_floor.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by) SELECT id, 'pending', 'processing', now(), current_user FROM c) SELECT id, attempt_count AS attempt FROM c
-\gset
-WITH c AS (UPDATE bench_floor.item_execution SET status = 'completed', result_payload = NULL, finished_at = now(), lease_expires_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1 WHERE id = :id AND status = 'processing' AND attempt_count = :attempt RETURNING id) INSERT INTO bench_floor.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by) SELECT id, 'processing', 'completed', now(), current_user FROM c;
-SQL
+# triggers would write, and nothing enforced (test/bench/common.sh).
+FT=bench_floor.item_execution FH=bench_floor.item_state_history
+{
+	floor_claim $FT $FH 1 "id, attempt_count AS attempt"
+	echo '\gset'
+	echo "$(floor_complete $FT $FH :id :attempt);"
+} >"$WORK/floor1.sql"
 
-cat >"$WORK/ac100.sql" <<'SQL'
-SELECT array_agg(id)::text AS ids, array_agg(attempt_count)::text AS atts FROM automation_core.claim(NULL, 'bench', 100) \gset
+# Many items per call, and the same by hand. 10,000 in one call shows
+# whether any step of a claim or a completion grows faster than the number
+# of items.
+for n in 100 10000; do
+	cat >"$WORK/ac$n.sql" <<SQL
+SELECT array_agg(id)::text AS ids, array_agg(attempt_count)::text AS atts FROM automation_core.claim(NULL, 'bench', $n) \gset
 SELECT count(*) FROM automation_core.complete_many(:ids::uuid[], NULL, :atts::integer[]);
 SQL
-
-# The floor of the 100-item call: the same two statements by hand.
-cat >"$WORK/floor100.sql" <<'SQL'
-WITH c AS (UPDATE bench_floor.item_execution ie SET status = 'processing', worker = 'bench', lease_expires_at = now() + interval '5 minutes', attempt_count = attempt_count + 1, started_at = now(), next_attempt_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1 WHERE id = ANY (ARRAY(SELECT id FROM bench_floor.item_execution WHERE status IN ('pending', 'retrying') AND is_active AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY queue_position LIMIT 100 FOR UPDATE SKIP LOCKED)) RETURNING ie.id, ie.attempt_count), h AS (INSERT INTO bench_floor.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by) SELECT id, 'pending', 'processing', now(), current_user FROM c) SELECT array_agg(id)::text AS ids, array_agg(attempt_count)::text AS atts FROM c
-\gset
-WITH u AS (SELECT * FROM unnest(:ids::uuid[], :atts::integer[]) AS u(id, attempt)), c AS (UPDATE bench_floor.item_execution ie SET status = 'completed', result_payload = NULL, finished_at = now(), lease_expires_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1 FROM u WHERE ie.id = u.id AND ie.status = 'processing' AND ie.attempt_count = u.attempt RETURNING ie.id) INSERT INTO bench_floor.item_state_history (item_execution_id, previous_status, new_status, changed_at, created_by) SELECT id, 'processing', 'completed', now(), current_user FROM c;
-SQL
-
-# The same with 10,000 items in one call, which shows whether any step of
-# a claim or a completion grows faster than the number of items
-sed 's/claim(NULL, '"'"'bench'"'"', 100)/claim(NULL, '"'"'bench'"'"', 10000)/' "$WORK/ac100.sql" >"$WORK/ac10000.sql"
-sed 's/LIMIT 100 FOR UPDATE/LIMIT 10000 FOR UPDATE/' "$WORK/floor100.sql" >"$WORK/floor10000.sql"
-
-# pgbench_tps SCRIPT CLIENTS -t N | -T SECONDS
-pgbench_tps() {
-	local out
-	out=$(pgbench -n -M prepared -f "$1" -c "$2" -j "$(($2 < 2 ? 1 : 2))" "$3" "$4" 2>"$WORK/pgbench.err") ||
-		{ cat "$WORK/pgbench.err" >&2; return 1; }
-	out=$(echo "$out" | tps_of)
-	echo "${out:-nan}"
-}
+	{
+		floor_claim $FT $FH "$n" "array_agg(id)::text AS ids, array_agg(attempt_count)::text AS atts"
+		echo '\gset'
+		echo "$(floor_complete_many $FT $FH ':ids::uuid[]' ':atts::integer[]');"
+	} >"$WORK/floor$n.sql"
+done
 
 ###########################################################################
 # claim + complete, one item per call, against the floor

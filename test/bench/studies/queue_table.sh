@@ -29,17 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log() { printf '%s\n' "$*" >&2; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
-fmt() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
-row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$@"; }
-tps() {		# tps SCRIPT CLIENTS -t N | -T SECONDS
-	pgbench -n -M prepared -f "$WORK/$1.sql" -c "$2" -j "$(($2 < 2 ? 1 : 2))" "$3" "$4" 2>"$WORK/err" |
-		sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' | grep . ||
-		{ cat "$WORK/err" >&2; exit 1; }
-}
+# log, q, median, ratio, fmt, row, pgbench_tps and the floor's statements
+. "$(dirname "$0")/../common.sh"
 
 log "== queue_table: set-up"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_queue" -c "CREATE DATABASE ac_bench_queue" >/dev/null 2>&1
@@ -83,32 +74,47 @@ VACUUM ANALYZE study.a_item, study.a_history, study.b_item, study.b_history, stu
 CHECKPOINT;
 SQL
 
-claim_set="status = 'processing', worker = 'bench', lease_expires_at = now() + interval '5 minutes', attempt_count = attempt_count + 1, started_at = now(), next_attempt_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1"
-done_set="status = 'completed', result_payload = NULL, finished_at = now(), lease_expires_at = NULL, updated_at = now(), updated_by = current_user, version = version + 1"
-history() { echo "INSERT INTO study.$1_history (item_execution_id, previous_status, new_status, changed_at, created_by) SELECT id, '$2', '$3', now(), current_user FROM c"; }
-for n in 1 100; do
-	cat >"$WORK/a$n.sql" <<SQL
-WITH c AS (UPDATE study.a_item ie SET $claim_set WHERE id = ANY (ARRAY(SELECT id FROM study.a_item WHERE status IN ('pending', 'retrying') AND is_active AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY queue_position LIMIT $n FOR UPDATE SKIP LOCKED)) RETURNING ie.id, ie.attempt_count), h AS ($(history a pending processing)) SELECT array_agg(id)::text AS ids, array_agg(attempt_count)::text AS atts FROM c
-\gset
-WITH u AS (SELECT * FROM unnest(:ids::uuid[], :atts::integer[]) AS u(id, attempt)), c AS (UPDATE study.a_item ie SET $done_set FROM u WHERE ie.id = u.id AND ie.status = 'processing' AND ie.attempt_count = u.attempt RETURNING ie.id) $(history a processing completed);
-SQL
-	cat >"$WORK/b$n.sql" <<SQL
-WITH q AS (UPDATE study.b_queue SET taken = true WHERE id = ANY (ARRAY(SELECT id FROM study.b_queue WHERE NOT taken AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY queue_position LIMIT $n FOR UPDATE SKIP LOCKED)) RETURNING id), c AS (UPDATE study.b_item ie SET $claim_set WHERE ie.id = ANY (ARRAY(SELECT id FROM q)) RETURNING ie.id, ie.attempt_count), h AS ($(history b pending processing)) SELECT array_agg(id)::text AS ids, array_agg(attempt_count)::text AS atts FROM c
-\gset
-WITH u AS (SELECT * FROM unnest(:ids::uuid[], :atts::integer[]) AS u(id, attempt)), c AS (UPDATE study.b_item ie SET $done_set FROM u WHERE ie.id = u.id AND ie.status = 'processing' AND ie.attempt_count = u.attempt RETURNING ie.id), d AS (DELETE FROM study.b_queue WHERE id = ANY (ARRAY(SELECT id FROM c))) $(history b processing completed);
-SQL
-done
+# A: the throughput benchmark's floor (test/bench/common.sh) on a copy of
+# item_execution. B: the same writes, the queue row marked at claim and
+# deleted at completion; one item per call in the same form as A's (a
+# scalar subquery where A has one, arrays for many).
+AT=study.a_item AH=study.a_history BT=study.b_item BH=study.b_history
+ONE="id, attempt_count AS attempt"
+MANY="array_agg(id)::text AS ids, array_agg(attempt_count)::text AS atts"
+b_claim() {		# b_claim N OUTPUT
+	local pick="SELECT id FROM study.b_queue WHERE NOT taken AND (next_attempt_at IS NULL OR next_attempt_at <= now()) ORDER BY queue_position LIMIT $1 FOR UPDATE SKIP LOCKED"
+	local taken="= ANY (ARRAY(SELECT id FROM q))"
+	if [ "$1" = 1 ]; then pick="= ($pick)" taken="= (SELECT id FROM q)"; else pick="= ANY (ARRAY($pick))"; fi
+	echo "WITH q AS (UPDATE study.b_queue SET taken = true WHERE id $pick RETURNING id), c AS (UPDATE $BT ie SET $FLOOR_CLAIM_SET WHERE ie.id $taken RETURNING ie.id, ie.attempt_count), h AS ($(floor_history $BH pending processing)) SELECT $2 FROM c"
+}
+b_dequeue() { echo "d AS (DELETE FROM study.b_queue WHERE id = ANY (ARRAY(SELECT id FROM c)))"; }
+{
+	floor_claim $AT $AH 1 "$ONE"; echo '\gset'
+	echo "$(floor_complete $AT $AH :id :attempt);"
+} >"$WORK/a1.sql"
+{
+	floor_claim $AT $AH 100 "$MANY"; echo '\gset'
+	echo "$(floor_complete_many $AT $AH ':ids::uuid[]' ':atts::integer[]');"
+} >"$WORK/a100.sql"
+{
+	b_claim 1 "$ONE"; echo '\gset'
+	echo "WITH c AS (UPDATE $BT ie SET $FLOOR_COMPLETE_SET WHERE ie.id = :id AND ie.status = 'processing' AND ie.attempt_count = :attempt RETURNING ie.id), $(b_dequeue) $(floor_history $BH processing completed);"
+} >"$WORK/b1.sql"
+{
+	b_claim 100 "$MANY"; echo '\gset'
+	echo "WITH u AS (SELECT * FROM unnest(:ids::uuid[], :atts::integer[]) AS u(id, attempt)), c AS (UPDATE $BT ie SET $FLOOR_COMPLETE_SET FROM u WHERE ie.id = u.id AND ie.status = 'processing' AND ie.attempt_count = u.attempt RETURNING ie.id), $(b_dequeue) $(floor_history $BH processing completed);"
+} >"$WORK/b100.sql"
 
 declare -A R
 for r in $(seq "$RUNS"); do
 	for d in a b; do
 		q -f "$WORK/fill.sql"
-		one1=$(tps "${d}1" 1 -T "$DUR")
-		one8=$(tps "${d}1" 8 -T "$DUR")
+		one1=$(pgbench_tps "$WORK/${d}1.sql" 1 -T "$DUR")
+		one8=$(pgbench_tps "$WORK/${d}1.sql" 8 -T "$DUR")
 		q -f "$WORK/fill.sql"
-		many1=$(awk -v t="$(tps "${d}100" 1 -t 300)" 'BEGIN { print t * 100 }')
+		many1=$(awk -v t="$(pgbench_tps "$WORK/${d}100.sql" 1 -t 300)" 'BEGIN { print t * 100 }')
 		q -f "$WORK/fill.sql"
-		many8=$(awk -v t="$(tps "${d}100" 8 -t 100)" 'BEGIN { print t * 100 }')
+		many8=$(awk -v t="$(pgbench_tps "$WORK/${d}100.sql" 8 -t 100)" 'BEGIN { print t * 100 }')
 		hot=$(q -c "SELECT round(100.0 * n_tup_hot_upd / greatest(n_tup_upd, 1)) FROM pg_stat_user_tables WHERE relid = 'study.${d}_item'::regclass")
 		R[$d.one1]+="$one1 " R[$d.one8]+="$one8 " R[$d.many1]+="$many1 " R[$d.many8]+="$many8 "
 		log "   design $d, run $r: 1 per call $one1 / $one8 items/s, 100 per call $many1 / $many8 items/s (1 / 8 clients), ${hot}% of the last run's updates HOT"
@@ -122,6 +128,5 @@ for c in 1 8; do
 	row "study, claim 100 + complete 100 per call (items/s): A, B as above" "$cl" \
 		"$(fmt "$(med a.many$c)")" "$(fmt "$(med b.many$c)")" "$(ratio "$(med b.many$c)" "$(med a.many$c)")" "report"
 	row "study, 100 per call against 1 per call in the same design: A (floor column), B (measured)" "$cl" \
-		"$(awk -v a="$(med a.many$c)" -v b="$(med a.one$c)" 'BEGIN { printf "%.2f×", a / b }')" \
-		"$(awk -v a="$(med b.many$c)" -v b="$(med b.one$c)" 'BEGIN { printf "%.2f×", a / b }')" "-" "report"
+		"$(ratio "$(med a.many$c)" "$(med a.one$c)")" "$(ratio "$(med b.many$c)" "$(med b.one$c)")" "-" "report"
 done

@@ -608,11 +608,15 @@ COMMENT ON COLUMN automation_core.consumer.last_event_id IS
 CREATE FUNCTION automation_core.event_guard() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'ac_event_guard' LANGUAGE C;
 COMMENT ON FUNCTION automation_core.event_guard() IS
-	'refuses every client write to the event log';
+	'refuses every client write to the event log and its epochs';
 
 CREATE TRIGGER event_guard BEFORE INSERT OR UPDATE OR DELETE ON automation_core.event
 	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.event_guard();
 CREATE TRIGGER event_guard_truncate BEFORE TRUNCATE ON automation_core.event
+	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.event_guard();
+CREATE TRIGGER event_epoch_guard BEFORE INSERT OR UPDATE OR DELETE ON automation_core.event_epoch
+	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.event_guard();
+CREATE TRIGGER event_epoch_guard_truncate BEFORE TRUNCATE ON automation_core.event_epoch
 	FOR EACH STATEMENT EXECUTE FUNCTION automation_core.event_guard();
 
 CREATE FUNCTION automation_core.current_event_epoch() RETURNS integer

@@ -75,6 +75,20 @@ SELECT version, updated_by FROM automation_core.automation WHERE name = 'audit t
 SELECT set_config('automation_core.actor', repeat('y', 150), false) IS NOT NULL AS set;
 SELECT ac_try($$INSERT INTO automation_core.automation (name) VALUES ('audit long')$$);
 SELECT length(created_by) FROM automation_core.automation WHERE name = 'audit long';
+-- ... characters, not bytes: never inside a character, in the row or in
+-- the history row that takes the same name
+SELECT set_config('automation_core.actor', repeat('€', 150), false) IS NOT NULL AS set;
+SELECT ac_try($$INSERT INTO automation_core.automation (name) VALUES ('audit long multibyte')$$);
+SELECT length(created_by), octet_length(created_by) FROM automation_core.automation WHERE name = 'audit long multibyte';
+SELECT ac_fixture('audit mb', 1, 1) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('audit mb', 1);
+SELECT h.new_status, length(h.created_by), octet_length(h.created_by), h.created_by = repeat('€', 100) AS whole_chars
+FROM automation_core.item_state_history h WHERE h.item_execution_id = ac_ie('audit mb', 1) ORDER BY h.id;
+-- a name the statement sets (at most 100 characters) goes to history whole
+UPDATE automation_core.item_execution SET status = 'completed', updated_by = repeat('ü', 100) WHERE id = ac_ie('audit mb', 1);
+SELECT h.new_status, length(h.created_by), h.created_by = repeat('ü', 100) AS whole_chars
+FROM automation_core.item_state_history h WHERE h.item_execution_id = ac_ie('audit mb', 1) ORDER BY h.id DESC LIMIT 1;
+DELETE FROM automation_core.run WHERE id = ac_run('audit mb');
 SET automation_core.actor = 'alice';
 
 -- ORM-style optimistic locking: WHERE version = $expected

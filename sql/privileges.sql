@@ -33,7 +33,44 @@ JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id WHERE ie.r
 SELECT ac_try($$DELETE FROM automation_core.item_execution WHERE id = ac_ie('priv', 1)$$);
 SELECT count(*) AS history_rows FROM automation_core.item_state_history h
 JOIN automation_core.item_execution ie ON ie.id = h.item_execution_id WHERE ie.run_id = ac_run('priv');
+-- nor the event log's epochs, whose order consumers rely on
+SELECT ac_try($$INSERT INTO automation_core.event_epoch (epoch, system_identifier) VALUES (2147483647, 0)$$);
+SELECT ac_try($$UPDATE automation_core.event_epoch SET epoch = 0$$);
+SELECT ac_try($$DELETE FROM automation_core.event_epoch$$);
+SELECT ac_try($$TRUNCATE automation_core.event_epoch$$);
 RESET ROLE;
+-- (nor can a superuser, short of switching the triggers off)
+SELECT ac_try($$UPDATE automation_core.event_epoch SET epoch = 0$$);
+SET ROLE ac_writer;
+SELECT count(*) > 0 AS epochs_kept FROM automation_core.event_epoch;
+RESET ROLE;
+
+-- The grants the README gives an application role are enough for the
+-- whole cycle: definitions, a run, a worker, the event log.
+CREATE ROLE ac_app;
+GRANT USAGE ON SCHEMA automation_core TO ac_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA automation_core TO ac_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA automation_core TO ac_app;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA automation_core TO ac_app;
+SET ROLE ac_app;
+SELECT automation_core.register_consumer('ac_app consumer') IS NOT NULL AS registered;
+WITH a AS (INSERT INTO automation_core.automation (name) VALUES ('ac_app automation') RETURNING id),
+     b AS (INSERT INTO automation_core.batch (automation_id, name) SELECT id, 'b' FROM a RETURNING id)
+INSERT INTO automation_core.item (batch_id, sequence_number) SELECT b.id, n FROM b, generate_series(1, 2) n;
+SELECT (automation_core.start_run(id, 'ac_app', 2)).status AS started
+FROM automation_core.automation WHERE name = 'ac_app automation';
+SELECT (automation_core.complete(c.id, attempt => c.attempt_count)).status AS first
+FROM automation_core.claim(ac_run('ac_app'), 'w') c;
+SELECT (automation_core.fail(c.id, 'boom', retry_delay => interval '0', attempt => c.attempt_count)).status AS second
+FROM automation_core.claim(ac_run('ac_app'), 'w') c;
+SELECT (automation_core.cancel_run(ac_run('ac_app'), 'done here')).status AS cancelled;
+SELECT string_agg(event_type, ' ' ORDER BY id) AS events
+FROM automation_core.next_events('ac_app consumer', 100) WHERE run_id = ac_run('ac_app');
+RESET ROLE;
+DELETE FROM automation_core.automation WHERE name = 'ac_app automation';
+DELETE FROM automation_core.consumer WHERE name = 'ac_app consumer';
+DROP OWNED BY ac_app;
+DROP ROLE ac_app;
 
 -- a role without privileges gets the ordinary permission errors
 CREATE ROLE ac_nobody;

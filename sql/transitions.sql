@@ -188,5 +188,23 @@ SELECT ac_try($$UPDATE automation_core.item_execution SET item_id = (SELECT item
 SELECT ac_try($$UPDATE automation_core.batch_execution SET run_id = ac_run('tr') WHERE id = ac_be('tr3', 1)$$);
 SELECT ac_try($$UPDATE automation_core.run SET automation_id = (SELECT id FROM automation_core.automation WHERE name = 'transitions inactive') WHERE id = ac_run('tr3')$$);
 SELECT ac_try($$UPDATE automation_core.item_execution SET run_id = run_id, worker = 'same parents' WHERE id = ac_ie('tr3', 1)$$);
+-- ... and keep their ids, even when nothing refers to them any more (a
+-- batch execution given a new id would be a row the roll-up never saw
+-- start)
+SELECT ac_try($$DELETE FROM automation_core.item_execution WHERE id = ac_ie('tr3', 2)$$);
+SELECT ac_try($$UPDATE automation_core.batch_execution SET id = gen_random_uuid() WHERE id = ac_be('tr3', 2)$$);
+SELECT ac_try($$UPDATE automation_core.item_execution SET id = gen_random_uuid() WHERE id = ac_ie('tr3', 1)$$);
+SELECT ac_try($$UPDATE automation_core.run SET id = gen_random_uuid() WHERE id = ac_run('tr3')$$);
+INSERT INTO automation_core.engine (name, type) VALUES ('tr engine', 't');
+INSERT INTO automation_core.orchestration_instance (engine_id, external_id)
+SELECT id, 'tr-o1' FROM automation_core.engine WHERE name = 'tr engine';
+SELECT ac_try($$UPDATE automation_core.orchestration_instance SET id = gen_random_uuid() WHERE external_id = 'tr-o1'$$);
+SELECT ac_try($$UPDATE automation_core.batch_execution SET id = id, version = 7 WHERE id = ac_be('tr3', 2)$$);
+
+-- status is NOT NULL; the row trigger, which reads it first, says so
+SELECT ac_try($$INSERT INTO automation_core.run (automation_id, status) SELECT automation_id, NULL FROM automation_core.run WHERE id = ac_run('tr3')$$);
+SELECT ac_try($$UPDATE automation_core.item_execution SET status = NULL WHERE id = ac_ie('tr3', 1)$$);
+SELECT ac_try($$UPDATE automation_core.orchestration_instance SET status = NULL WHERE external_id = 'tr-o1'$$);
+DELETE FROM automation_core.engine WHERE name = 'tr engine';
 
 DROP FUNCTION tr_try(text, text, text), tr_path(text), tr_set(text, uuid, text), tr_new(text);

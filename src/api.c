@@ -43,7 +43,7 @@ PG_FUNCTION_INFO_V1(ac_expire_leases);
 
 /* start_run */
 static AcPlan p_automation = {
-	"SELECT is_active FROM automation_core.automation WHERE id = $1 FOR KEY SHARE",
+	"SELECT is_active FROM automation_core.automation WHERE id = $1 FOR SHARE",
 	1, {UUIDOID}
 };
 static AcPlan p_insert_run = {

@@ -50,6 +50,7 @@ typedef enum AcTable
 	AC_T_RUN_ORCHESTRATION,
 	AC_T_EVENT,
 	AC_T_CONSUMER,
+	AC_T_EVENT_EPOCH,
 	AC_NTABLES
 } AcTable;
 
@@ -173,7 +174,9 @@ extern void ac_direct_insert_flush(AcTable t);
 extern void ac_direct_insert_init(void);
 
 /* guard.c */
+#define AC_AUDIT_NAME_LEN 100	/* characters of created_by and updated_by */
 extern char *ac_actor(void);
+extern Datum ac_audit_name_datum(const char *s);
 extern TimestampTz ac_now(void);
 
 /*

@@ -24,7 +24,8 @@
 static const char *const table_names[AC_NTABLES] = {
 	"automation", "batch", "item", "run", "batch_execution",
 	"item_execution", "item_state_history", "engine",
-	"orchestration_instance", "run_orchestration", "event", "consumer"
+	"orchestration_instance", "run_orchestration", "event", "consumer",
+	"event_epoch"
 };
 
 static const char *const column_names[AC_NCOLS] = {

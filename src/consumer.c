@@ -27,19 +27,25 @@ PG_FUNCTION_INFO_V1(ac_purge_events);
 PG_FUNCTION_INFO_V1(ac_current_event_epoch);
 
 bool		ac_event_purging = false;
+bool		ac_epoch_registering = false;
 
 Datum
 ac_event_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *td;
 	const char *what;
+	AcTable		table;
 
 	td = ac_trigger_call(fcinfo, "event_guard",
 						 AC_TRIG_BEFORE | AC_TRIG_STATEMENT |
 						 AC_TRIG_INSERT | AC_TRIG_UPDATE | AC_TRIG_DELETE | AC_TRIG_TRUNCATE,
-						 AC_TABLE_BIT(AC_T_EVENT), "before the statement on automation_core.event", NULL);
+						 AC_TABLE_BIT(AC_T_EVENT) | AC_TABLE_BIT(AC_T_EVENT_EPOCH),
+						 "before the statement on automation_core.event or event_epoch", &table);
 
-	if (TRIGGER_FIRED_BY_DELETE(td->tg_event) && ac_event_purging)
+	if (table == AC_T_EVENT && TRIGGER_FIRED_BY_DELETE(td->tg_event) && ac_event_purging)
+		return PointerGetDatum(NULL);
+	if (table == AC_T_EVENT_EPOCH && TRIGGER_FIRED_BY_INSERT(td->tg_event) &&
+		ac_epoch_registering)
 		return PointerGetDatum(NULL);
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
@@ -50,6 +56,13 @@ ac_event_guard(PG_FUNCTION_ARGS)
 		what = "DELETE";
 	else
 		what = "TRUNCATE";
+	if (table == AC_T_EVENT_EPOCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("automation_core.event_epoch is written by automation_core only"),
+				 errdetail("%s on automation_core.event_epoch was refused.", what),
+				 errhint("A cluster registers its epoch when it writes its first event; the order of the event log depends on it."),
+				 errtableconstraint(td->tg_relation, "event_epoch_written_by_automation_core")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("automation_core.event is written by automation_core only"),

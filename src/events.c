@@ -226,7 +226,16 @@ ac_event_epoch(bool create)
 		 * row.
 		 */
 		/* no row limit: it is an INSERT */
-		ac_plan_exec(&epoch_new_plan, &sysid, NULL, false, 0);
+		ac_epoch_registering = true;
+		PG_TRY();
+		{
+			ac_plan_exec(&epoch_new_plan, &sysid, NULL, false, 0);
+		}
+		PG_FINALLY();
+		{
+			ac_epoch_registering = false;
+		}
+		PG_END_TRY();
 		if (SPI_processed == 1)
 		{
 			bool		isnull;

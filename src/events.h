@@ -25,5 +25,6 @@ extern int32 ac_event_epoch(bool create);
 
 /* Set while purge_events deletes, so that the guard trigger lets it pass */
 extern bool ac_event_purging;
+extern bool ac_epoch_registering;
 
 #endif							/* AC_EVENTS_H */

@@ -42,8 +42,6 @@
 PG_FUNCTION_INFO_V1(ac_guard_row);
 PG_FUNCTION_INFO_V1(ac_after_insert_statement);
 
-#define AUDIT_NAME_LEN 100
-
 /* Pending replacements for the new row */
 typedef struct RowEdit
 {
@@ -241,13 +239,16 @@ row_id_text(GuardCtx *g)
 	return isnull ? pstrdup("(no id)") : uuid_text(id);
 }
 
-/* A varchar(n) audit value, clipped to the column's length */
-static Datum
-audit_name_datum(const char *s)
+/*
+ * A created_by/updated_by value: varchar(100), so clipped to 100
+ * characters, never inside one.
+ */
+Datum
+ac_audit_name_datum(const char *s)
 {
 	int			len = strlen(s);
 
-	len = pg_mbcliplen(s, len, AUDIT_NAME_LEN);
+	len = pg_mbcharcliplen(s, len, AC_AUDIT_NAME_LEN);
 	return PointerGetDatum(cstring_to_text_with_len(s, len));
 }
 
@@ -323,14 +324,14 @@ guard_audit(GuardCtx *g)
 		if (isnull)
 		{
 			actor = ac_actor();
-			edit_set(&g->edit, att(g, AC_C_CREATED_BY), audit_name_datum(actor), false);
+			edit_set(&g->edit, att(g, AC_C_CREATED_BY), ac_audit_name_datum(actor), false);
 		}
 		d = get_new(g, AC_C_UPDATED_BY, &isnull);
 		if (isnull)
 		{
 			if (actor == NULL)
 				actor = ac_actor();
-			edit_set(&g->edit, att(g, AC_C_UPDATED_BY), audit_name_datum(actor), false);
+			edit_set(&g->edit, att(g, AC_C_UPDATED_BY), ac_audit_name_datum(actor), false);
 			updated_by = actor;
 		}
 		else
@@ -358,7 +359,7 @@ guard_audit(GuardCtx *g)
 		else
 		{
 			updated_by = ac_actor();
-			edit_set(&g->edit, att(g, AC_C_UPDATED_BY), audit_name_datum(updated_by), false);
+			edit_set(&g->edit, att(g, AC_C_UPDATED_BY), ac_audit_name_datum(updated_by), false);
 		}
 	}
 	return updated_by;
@@ -405,9 +406,14 @@ guard_name(GuardCtx *g, AcCol c, const char *what)
 				 PointerGetDatum(cstring_to_text_with_len(s + start, end - start)), false);
 }
 
-/* A run can only be created for an active automation. */
+/*
+ * A run can only be created for an active automation. The share lock makes
+ * a concurrent deactivation wait for this transaction, or this insert for
+ * it (and then read its result), so that no run of an automation begins
+ * after the automation has been deactivated.
+ */
 static AcPlan p_automation_active = {
-	"SELECT is_active FROM automation_core.automation WHERE id = $1", 1, {UUIDOID}
+	"SELECT is_active FROM automation_core.automation WHERE id = $1 FOR SHARE", 1, {UUIDOID}
 };
 
 static void
@@ -443,6 +449,26 @@ backoff_time(TimestampTz now, int32 attempt_count)
 }
 
 /*
+ * The new row's status. NOT NULL is checked only after BEFORE ROW
+ * triggers, so a null here gets the error the constraint would give.
+ */
+static AcStatus
+new_status(GuardCtx *g)
+{
+	bool		isnull;
+	Datum		d = get_new(g, AC_C_STATUS, &isnull);
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("status of %s rows cannot be null", ac_table_name(g->table)),
+				 errdetail("%s %s was given a null status.", table_label(g->table),
+						   row_id_text(g)),
+				 errtablecol(g->rel, att(g, AC_C_STATUS))));
+	return ac_status_of_datum(d);
+}
+
+/*
  * The state machine on INSERT: new rows are pending, with no timestamps
  * and, for item executions, no attempts.
  */
@@ -453,7 +479,7 @@ guard_status_insert(GuardCtx *g)
 	AcStatus	st;
 	int32		attempts;
 
-	st = ac_status_of_datum(get_new(g, AC_C_STATUS, &isnull));
+	st = new_status(g);
 	if (st != AC_PENDING)
 	{
 		char	   *msg = psprintf("a new %s must be pending", table_label(g->table));
@@ -482,10 +508,12 @@ guard_status_insert(GuardCtx *g)
 }
 
 /*
- * An execution row never moves to another parent: a run stays with its
- * automation, a batch execution in its run and batch, an item execution in
- * its run, batch execution and item. Moving one would let an open item land in a batch execution that
- * has already ended, or take history to another item.
+ * An execution row keeps its id and never moves to another parent: a run
+ * stays with its automation, a batch execution in its run and batch, an
+ * item execution in its run, batch execution and item. Moving one would
+ * let an open item land in a batch execution that has already ended, or
+ * take history to another item; a new id would make another row of it,
+ * one the roll-up has never seen start.
  */
 static void
 guard_parents(GuardCtx *g)
@@ -494,6 +522,20 @@ guard_parents(GuardCtx *g)
 	AC_C_BATCH_EXECUTION_ID, AC_C_ITEM_ID};
 	int			i;
 
+	if (col_changed(g, AC_C_ID))
+	{
+		char		conname[NAMEDATALEN];
+		bool		isnull;
+
+		snprintf(conname, sizeof(conname), "%s_id_fixed", ac_table_name(g->table));
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("id of %s rows cannot change", ac_table_name(g->table)),
+				 errdetail("%s %s keeps the id it was created with.", table_label(g->table),
+						   uuid_text(get_old(g, AC_C_ID, &isnull))),
+				 errhint("Insert a new row instead."),
+				 errtableconstraint(g->rel, conname)));
+	}
 	for (i = 0; i < lengthof(parents); i++)
 	{
 		if (col_changed(g, parents[i]))
@@ -816,9 +858,8 @@ ac_guard_row(PG_FUNCTION_ARGS)
 		else
 		{
 			from = ac_status_of_datum(get_old(&g, AC_C_STATUS, &isnull));
-			to = ac_status_of_datum(get_new(&g, AC_C_STATUS, &isnull));
-			if (g.table != AC_T_ORCHESTRATION_INSTANCE)
-				guard_parents(&g);
+			to = new_status(&g);
+			guard_parents(&g);
 			guard_status_update(&g, from, to);
 		}
 	}

@@ -31,7 +31,6 @@ ac_history_append(Datum item_execution_id, AcStatus prev, AcStatus next,
 	Datum		values[16];
 	bool		nulls[16];
 	TimestampTz now = ac_now();
-	int			len;
 
 	memset(nulls, true, sizeof(nulls));
 #define SET(col, val) \
@@ -47,8 +46,7 @@ ac_history_append(Datum item_execution_id, AcStatus prev, AcStatus next,
 	SET(AC_C_NEW_STATUS, ac_status_datum(next));
 	SET(AC_C_CHANGED_AT, TimestampTzGetDatum(now));
 	SET(AC_C_CREATED_AT, TimestampTzGetDatum(now));
-	len = strlen(actor);
-	SET(AC_C_CREATED_BY, PointerGetDatum(cstring_to_text_with_len(actor, len > 100 ? 100 : len)));
+	SET(AC_C_CREATED_BY, ac_audit_name_datum(actor));
 #undef SET
 	if (buffered)
 		ac_direct_insert_buffered(AC_T_HISTORY, values, nulls, lengthof(values));

@@ -598,7 +598,9 @@ CREATE TABLE automation_core.consumer (
 	last_event_id bigint NOT NULL DEFAULT 0,
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	acked_at timestamptz,
-	CONSTRAINT consumer_name_not_empty CHECK (name <> '')
+	CONSTRAINT consumer_name_not_empty CHECK (name <> ''),
+	-- a name the primary key's btree can always hold (4 bytes a character)
+	CONSTRAINT consumer_name_length CHECK (pg_catalog.char_length(name) <= 200)
 );
 COMMENT ON TABLE automation_core.consumer IS
 	'named readers of the event log and their acknowledged positions';

@@ -271,9 +271,18 @@ ROLLBACK;
 
 -- Purge removes old events, consumed or not
 SELECT automation_core.purge_events('1 hour') AS purged_recent;
-SELECT automation_core.purge_events('-1 hour') > 0 AS purged_something;
+-- a negative age is refused, not taken as "everything"
+SELECT ac_try($$SELECT automation_core.purge_events('-1 hour')$$);
+SELECT ac_try($$SELECT automation_core.purge_events('1 day -25 hours')$$);
+SELECT count(*) > 0 AS still_there FROM automation_core.event;
+SELECT automation_core.purge_events('0') > 0 AS purged_something;
 SELECT count(*) AS left_after_purge FROM automation_core.event;
 SELECT count(*) AS nothing_to_read FROM automation_core.next_events('all');
 SELECT automation_core.unregister_consumer('all'), automation_core.unregister_consumer('all');
+-- consumer names: 1 to 200 characters
+SELECT ac_try(format($$SELECT automation_core.register_consumer(%L)$$, repeat('é', 200)));
+SELECT ac_try(format($$SELECT automation_core.register_consumer(%L)$$, repeat('é', 201)));
+SELECT ac_try($$SELECT automation_core.register_consumer('')$$);
+SELECT automation_core.unregister_consumer(repeat('é', 200));
 SELECT name FROM automation_core.consumer ORDER BY name;
 SELECT automation_core.unregister_consumer('tail');

@@ -64,6 +64,7 @@ INSERT INTO js_test.cases (what, schema, instance, expected) VALUES
 	('pattern \w is ASCII only', '{"pattern":"^\\w+$"}', '"é"', false),
 	('pattern \s includes NBSP', '{"pattern":"^\\s$"}', '"\u00a0"', true),
 	('pattern \b', '{"pattern":"\\bcat\\b"}', '"a cat here"', true),
+	('pattern group names are Unicode', '{"pattern":"^(?<é>a)(?<i>b)\\k<é>\\k<i>$"}', '"abab"', true),
 	('pattern \b refuses', '{"pattern":"\\bcat\\b"}', '"concatenate"', false),
 	('pattern dot is one code point', '{"pattern":"^.$"}', '"😀"', true),
 	('pattern dot excludes newline', '{"pattern":"^.$"}', '"\n"', false),

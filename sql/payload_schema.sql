@@ -66,6 +66,31 @@ UPDATE automation_core.item SET is_active = true WHERE batch_id = '00000000-0000
 UPDATE automation_core.automation SET item_schema = '{"required":["sku"]}' WHERE id = '00000000-0000-0000-0000-00000000000a';
 SELECT ac_try($$INSERT INTO automation_core.item (batch_id, sequence_number, payload) VALUES ('00000000-0000-0000-0000-0000000000b2', 5000, '{"qty":1}')$$, true);
 COMMIT;
+-- ... also inside one statement (a DO block, a function): a schema set,
+-- removed, or taken back by a subtransaction's rollback counts from the
+-- next row on
+UPDATE automation_core.automation SET item_schema = '{"required":["sku"]}' WHERE id = '00000000-0000-0000-0000-00000000000a';
+SELECT ac_try($try$DO $$
+BEGIN
+	BEGIN
+		UPDATE automation_core.automation SET item_schema = NULL WHERE id = '00000000-0000-0000-0000-00000000000a';
+		INSERT INTO automation_core.item (batch_id, sequence_number, payload) VALUES ('00000000-0000-0000-0000-0000000000b2', 5100, '{}');
+		RAISE EXCEPTION 'take it back';
+	EXCEPTION WHEN raise_exception THEN NULL;
+	END;
+	-- the schema is {"required":["sku"]} again
+	INSERT INTO automation_core.item (batch_id, sequence_number, payload) VALUES ('00000000-0000-0000-0000-0000000000b2', 5101, '{"no":"sku"}');
+END $$$try$, true);
+SELECT count(*) AS rolled_back_schema_let_in FROM automation_core.item WHERE sequence_number IN (5100, 5101);
+DO $$
+BEGIN
+	INSERT INTO automation_core.item (batch_id, sequence_number, payload) VALUES ('00000000-0000-0000-0000-0000000000b2', 5102, '{"sku":"x"}');
+	UPDATE automation_core.automation SET item_schema = NULL WHERE id = '00000000-0000-0000-0000-00000000000a';
+	-- no schema now
+	INSERT INTO automation_core.item (batch_id, sequence_number, payload) VALUES ('00000000-0000-0000-0000-0000000000b2', 5103, '{}');
+END $$;
+SELECT sequence_number FROM automation_core.item WHERE sequence_number IN (5102, 5103) ORDER BY 1;
+DELETE FROM automation_core.item WHERE sequence_number IN (5102, 5103);
 -- removing a schema accepts everything
 UPDATE automation_core.automation SET item_schema = NULL WHERE id = '00000000-0000-0000-0000-00000000000a';
 INSERT INTO automation_core.item (batch_id, sequence_number, payload) VALUES ('00000000-0000-0000-0000-0000000000b2', 5000, '[1,2,3]');

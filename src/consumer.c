@@ -17,6 +17,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "automation_core.h"
 #include "spi_util.h"
@@ -82,8 +83,15 @@ ac_purge_events(PG_FUNCTION_ARGS)
 		1, {INTERVALOID}
 	};
 	Datum		older_than = PG_GETARG_DATUM(0);
+	Interval   *age = PG_GETARG_INTERVAL_P(0);
 	uint64		deleted;
 
+	/* a negative age would reach into the future: every event */
+	if (age->month < 0 || age->day < 0 || age->time < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("older_than must not be negative"),
+				 errhint("Pass the age of the oldest events to keep, such as '30 days'.")));
 	ac_spi_connect();
 	ac_event_purging = true;
 	PG_TRY();

@@ -441,9 +441,13 @@ read_group_name(ReParser *p)
 	{
 		pg_wchar	c = peek(p);
 
+		unsigned char utf8[8];
+
 		if (!(jsre_is_word(c) || c == '$' || c > 127) || (b.len == 0 && c >= '0' && c <= '9'))
 			return NULL;
-		appendStringInfoChar(&b, (char) (c & 0x7F));
+		/* the name as UTF-8, so that two names differ wherever they do */
+		unicode_to_utf8(c, utf8);
+		appendBinaryStringInfo(&b, (char *) utf8, pg_utf_mblen(utf8));
 		p->pos++;
 	}
 	if (!more(p) || b.len == 0)

@@ -17,7 +17,9 @@
  *		so it sees every schema change committed before.  The schema a
  *		statement found for a batch or automation is kept for the rest of
  *		that statement (no other transaction can change it meanwhile), so a
- *		bulk insert looks it up once.
+ *		bulk insert looks it up once. Its own transaction can: every schema
+ *		change (schema_check), batch move, and subtransaction abort (which
+ *		may take back a schema change) empties the cache.
  *
  *-------------------------------------------------------------------------
  */
@@ -116,6 +118,19 @@ cache_reset(void)
 	schema_cache = NULL;
 }
 
+/*
+ * A statement (a DO block, a function) may go on after a subtransaction
+ * that changed a schema aborted: what was cached since may be the schema
+ * that is now gone.
+ */
+static void
+cache_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		cache_reset();
+}
+
 static HTAB *
 cache_get(void)
 {
@@ -131,9 +146,12 @@ cache_get(void)
 	if (schema_cache)
 		return schema_cache;
 	if (cache_cxt == NULL)
+	{
 		cache_cxt = AllocSetContextCreate(TopMemoryContext,
 										  "automation_core payload schemas",
 										  ALLOCSET_SMALL_SIZES);
+		RegisterSubXactCallback(cache_subxact_callback, NULL);
+	}
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(SchemaCacheKey);
 	ctl.entrysize = sizeof(SchemaCacheEntry);
@@ -454,9 +472,11 @@ ac_schema_check(PG_FUNCTION_ARGS)
 		Jsonb	   *schema;
 		bool		items = (k == 1);
 
-		if (isnull)
-			continue;
 		if (oldtup && !col_changed(oldtup, newtup, desc, cols[k]))
+			continue;
+		/* our own later payload writes must see the new schema, or none */
+		cache_reset();
+		if (isnull)
 			continue;
 		schema = DatumGetJsonbP(d);
 		/* an invalid schema raises invalid_parameter_value here */
@@ -466,8 +486,6 @@ ac_schema_check(PG_FUNCTION_ARGS)
 		error_context_stack = &cb;
 		(void) js_get_cached(schema);
 		error_context_stack = cb.previous;
-		/* our own later payload writes must see the new schema */
-		cache_reset();
 		if (oldtup)
 		{
 			Datum		id = get_col(newtup, desc, "id", &isnull);

@@ -201,6 +201,32 @@ SELECT id, 'tr-o1' FROM automation_core.engine WHERE name = 'tr engine';
 SELECT ac_try($$UPDATE automation_core.orchestration_instance SET id = gen_random_uuid() WHERE external_id = 'tr-o1'$$);
 SELECT ac_try($$UPDATE automation_core.batch_execution SET id = id, version = 7 WHERE id = ac_be('tr3', 2)$$);
 
+-- an execution runs its own automation's work: an item execution's item
+-- is in its batch execution's batch, a batch execution's batch in its
+-- run's automation; and a batch or item with executions stays where it is
+SELECT ac_fixture('tr4', 2, 1) IS NOT NULL AS fixture;
+SELECT ac_try($$INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id)
+	SELECT ac_run('tr4'), ac_be('tr4', 1), item_id FROM automation_core.item_execution WHERE id = ac_ie('tr3', 1)$$, true);
+SELECT ac_try($$INSERT INTO automation_core.item (batch_id, sequence_number)
+	SELECT batch_id, 99 FROM automation_core.batch_execution WHERE id = ac_be('tr4', 2)$$);
+SELECT ac_try($$INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id)
+	SELECT ac_run('tr4'), ac_be('tr4', 1), i.id FROM automation_core.item i
+	JOIN automation_core.batch_execution be ON be.batch_id = i.batch_id WHERE be.id = ac_be('tr4', 2) AND i.sequence_number = 99$$, true);
+SELECT ac_try($$INSERT INTO automation_core.item_execution (run_id, batch_execution_id, item_id)
+	SELECT ac_run('tr4'), ac_be('tr4', 2), i.id FROM automation_core.item i
+	JOIN automation_core.batch_execution be ON be.batch_id = i.batch_id WHERE be.id = ac_be('tr4', 2) AND i.sequence_number = 99$$);
+SELECT ac_try($$INSERT INTO automation_core.batch_execution (run_id, batch_id)
+	SELECT ac_run('tr4'), batch_id FROM automation_core.batch_execution WHERE id = ac_be('tr3', 1)$$, true);
+SELECT ac_try($$UPDATE automation_core.item SET batch_id = (SELECT batch_id FROM automation_core.batch_execution WHERE id = ac_be('tr4', 1))
+	WHERE id = (SELECT item_id FROM automation_core.item_execution WHERE id = ac_ie('tr4', 2))$$, true);
+SELECT ac_try($$UPDATE automation_core.batch SET automation_id = (SELECT automation_id FROM automation_core.run WHERE id = ac_run('tr3'))
+	WHERE id = (SELECT batch_id FROM automation_core.batch_execution WHERE id = ac_be('tr4', 1))$$, true);
+-- one without executions moves (its payload meets the new schema)
+INSERT INTO automation_core.item (batch_id, sequence_number)
+SELECT batch_id, 100 FROM automation_core.batch_execution WHERE id = ac_be('tr4', 2);
+SELECT ac_try($$UPDATE automation_core.item SET batch_id = (SELECT batch_id FROM automation_core.batch_execution WHERE id = ac_be('tr4', 1))
+	WHERE sequence_number = 100 AND batch_id = (SELECT batch_id FROM automation_core.batch_execution WHERE id = ac_be('tr4', 2))$$);
+
 -- status is NOT NULL; the row trigger, which reads it first, says so
 SELECT ac_try($$INSERT INTO automation_core.run (automation_id, status) SELECT automation_id, NULL FROM automation_core.run WHERE id = ac_run('tr3')$$);
 SELECT ac_try($$UPDATE automation_core.item_execution SET status = NULL WHERE id = ac_ie('tr3', 1)$$);

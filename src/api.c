@@ -51,6 +51,18 @@ static AcPlan p_insert_run = {
 	"VALUES (automation_core.uuid_v7(), $1, $2) RETURNING id",
 	2, {UUIDOID, TEXTOID}
 };
+/*
+ * The automation's batches are locked first (as the owner of batch, as a
+ * foreign key's check locks), then read with a new snapshot: one being
+ * deleted, moved to another automation or deactivated by a transaction
+ * that commits while start_run waits for it is left out, instead of
+ * failing the foreign key's check or the check that a batch execution
+ * runs its run's automation.
+ */
+static AcPlan p_share_automation_batches = {
+	"SELECT 1 FROM automation_core.batch WHERE automation_id = $1 ORDER BY id FOR SHARE",
+	1, {UUIDOID}
+};
 static AcPlan p_insert_batch_executions = {
 	"INSERT INTO automation_core.batch_execution (id, run_id, batch_id) "
 	"SELECT automation_core.uuid_v7(), $1, b.id FROM automation_core.batch b "
@@ -78,12 +90,14 @@ static AcPlan p_insert_item_executions = {
 };
 /*
  * The same rows for ac_bulk_insert, which checks no foreign key per row:
- * each item is locked here as the foreign key's check would lock it (so
- * that it cannot be deleted before this transaction ends), and the batch
- * executions are this transaction's own.
+ * each item is locked here (so that it cannot be deleted before this
+ * transaction ends, as the foreign key's check would lock it, nor moved to
+ * another batch, as the INSERT's check that it runs its batch execution's
+ * batch would lock it: ac_start_run_pairing), and the batch executions are
+ * this transaction's own.
  */
 static AcPlan p_item_execution_rows = {
-	ITEM_EXECUTION_ROWS("FOR KEY SHARE OF i"),
+	ITEM_EXECUTION_ROWS("FOR SHARE OF i"),
 	2, {UUIDOID, INT4OID}
 };
 static const AcCol item_execution_row_cols[] = {
@@ -341,9 +355,21 @@ insert_item_executions(Datum *args, const char *nulls)
 		attnums[i] = ac_attnum(AC_T_ITEM_EXECUTION, item_execution_row_cols[i]);
 	if (pg_class_aclcheck(ac_table_oid(AC_T_ITEM), GetUserId(), ACL_UPDATE) == ACLCHECK_OK)
 	{
-		if (ac_bulk_insert(AC_T_ITEM_EXECUTION, &p_item_execution_rows, args, nulls,
-						   attnums, lengthof(attnums), item_execution_row_parents,
-						   lengthof(item_execution_row_parents)))
+		bool		done;
+
+		ac_start_run_pairing = true;
+		PG_TRY();
+		{
+			done = ac_bulk_insert(AC_T_ITEM_EXECUTION, &p_item_execution_rows, args, nulls,
+								  attnums, lengthof(attnums), item_execution_row_parents,
+								  lengthof(item_execution_row_parents));
+		}
+		PG_FINALLY();
+		{
+			ac_start_run_pairing = false;
+		}
+		PG_END_TRY();
+		if (done)
 			return;
 	}
 	else
@@ -380,7 +406,7 @@ ac_start_run(PG_FUNCTION_ARGS)
 				 errhint("Pass NULL for no limit.")));
 
 	ac_spi_connect();
-	ac_plan_exec(&p_automation, &automation_id, NULL, false, 1);
+	ac_plan_exec_as_owner(&p_automation, AC_T_AUTOMATION, &automation_id, NULL, 1);
 	if (SPI_processed == 0)
 		raise_unknown("automation", automation_id);
 	if (!DatumGetBool(ac_spi_value(0, 1, &isnull)))
@@ -397,6 +423,7 @@ ac_start_run(PG_FUNCTION_ARGS)
 
 	args[0] = run_id;
 	args[1] = automation_id;
+	ac_plan_exec_as_owner(&p_share_automation_batches, AC_T_BATCH, &automation_id, NULL, 0);
 	ac_plan_exec(&p_insert_batch_executions, args, NULL, false, 0);
 
 	pass_arg(fcinfo, 2, args, nulls, 1);
@@ -889,7 +916,7 @@ ac_cancel_run(PG_FUNCTION_ARGS)
 	pass_arg(fcinfo, 2, args, nulls, 2);
 
 	ac_spi_connect();
-	ac_plan_exec(&p_run_state, args, NULL, false, 1);
+	ac_plan_exec(&p_run_state, args, NULL, true, 1);
 	if (SPI_processed == 0)
 		raise_unknown("run", args[0]);
 	version = DatumGetInt32(ac_spi_value(0, 1, &isnull));
@@ -901,9 +928,9 @@ ac_cancel_run(PG_FUNCTION_ARGS)
 						   uuid_text(args[0]), version, PG_GETARG_INT32(2)),
 				 errhint("Read the run again and decide with its current state.")));
 
-	ac_plan_exec(&p_lock_run_items, args, NULL, false, 0);
-	ac_plan_exec(&p_lock_run_batches, args, NULL, false, 0);
-	ac_plan_exec(&p_cancel_run, args, nulls, false, 0);
+	ac_plan_exec(&p_lock_run_items, args, NULL, true, 0);
+	ac_plan_exec(&p_lock_run_batches, args, NULL, true, 0);
+	ac_plan_exec(&p_cancel_run, args, nulls, true, 0);
 	if (SPI_processed == 0 && PG_ARGISNULL(2))
 		raise_unknown("run", args[0]);
 	if (SPI_processed == 0)
@@ -925,7 +952,7 @@ ac_expire_leases(PG_FUNCTION_ARGS)
 	uint64		n;
 
 	ac_spi_connect();
-	ac_plan_exec(&p_expire, NULL, NULL, false, 0);
+	ac_plan_exec(&p_expire, NULL, NULL, true, 0);
 	n = SPI_processed;
 	ac_spi_finish();
 	PG_RETURN_INT32((int32) Min(n, (uint64) PG_INT32_MAX));

@@ -132,6 +132,7 @@ extern struct TriggerData *ac_trigger_call(FunctionCallInfo fcinfo, const char *
 
 /* catalog.c: OIDs and attribute numbers, cached and invalidated */
 extern Oid	ac_schema_oid(void);
+extern Oid	ac_table_owner(AcTable t);
 extern Oid	ac_table_oid(AcTable t);
 extern Oid	ac_index_oid(AcIndex i);
 struct RelationData;
@@ -177,6 +178,7 @@ extern void ac_direct_insert_init(void);
 #define AC_AUDIT_NAME_LEN 100	/* characters of created_by and updated_by */
 extern char *ac_actor(void);
 extern Datum ac_audit_name_datum(const char *s);
+extern bool ac_start_run_pairing;
 extern TimestampTz ac_now(void);
 
 /*

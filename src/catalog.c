@@ -11,6 +11,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
@@ -54,6 +55,7 @@ typedef struct AcCatalog
 	Oid			status_type;
 	Oid			status_oid[AC_NSTATUS];
 	Oid			tables[AC_NTABLES];
+	Oid			owners[AC_NTABLES];
 	AttrNumber	attnums[AC_NTABLES][AC_NCOLS];
 	Oid			indexes[AC_NINDEXES];	/* InvalidOid where missing */
 } AcCatalog;
@@ -100,6 +102,17 @@ catalog_load(void)
 		Oid			relid = get_relname_relid(table_names[i], nsp);
 
 		cat.tables[i] = relid;
+		cat.owners[i] = InvalidOid;
+		if (OidIsValid(relid))
+		{
+			HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+			if (HeapTupleIsValid(tup))
+			{
+				cat.owners[i] = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+				ReleaseSysCache(tup);
+			}
+		}
 		for (j = 0; j < AC_NCOLS; j++)
 			cat.attnums[i][j] = OidIsValid(relid) ?
 				get_attnum(relid, column_names[j]) : InvalidAttrNumber;
@@ -171,6 +184,16 @@ ac_table_oid(AcTable t)
 	if (!OidIsValid(cat.tables[t]))
 		elog(ERROR, "table automation_core.%s is missing", table_names[t]);
 	return cat.tables[t];
+}
+
+/* The owner of table t */
+Oid
+ac_table_owner(AcTable t)
+{
+	(void) ac_table_oid(t);		/* loaded, and there */
+	if (!OidIsValid(cat.owners[t]))
+		elog(ERROR, "owner of table automation_core.%s not found", table_names[t]);
+	return cat.owners[t];
 }
 
 /*

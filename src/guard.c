@@ -17,6 +17,7 @@
 
 #include "access/htup_details.h"
 #include "access/sysattr.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -68,6 +69,8 @@ typedef struct GuardCtx
 	RowEdit		edit;
 	TimestampTz now;
 } GuardCtx;
+
+static void guard_definition_move(GuardCtx *g);
 
 static Oid	actor_cached_user = InvalidOid;
 
@@ -425,7 +428,7 @@ guard_run_insert(GuardCtx *g)
 	if (isnull)
 		return;
 	ac_spi_connect();
-	ac_plan_exec(&p_automation_active, &automation_id, NULL, false, 1);
+	ac_plan_exec_as_owner(&p_automation_active, AC_T_AUTOMATION, &automation_id, NULL, 1);
 	if (SPI_processed == 1 && !DatumGetBool(ac_spi_value(0, 1, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -849,6 +852,8 @@ ac_guard_row(PG_FUNCTION_ARGS)
 		guard_name(&g, AC_C_NAME, "name");
 	if (g.table == AC_T_ENGINE)
 		guard_name(&g, AC_C_TYPE, "type");
+	if ((g.table == AC_T_BATCH || g.table == AC_T_ITEM) && g.oldtup != NULL)
+		guard_definition_move(&g);
 
 	status_table = is_status_table(g.table);
 	if (status_table)
@@ -877,6 +882,127 @@ ac_guard_row(PG_FUNCTION_ARGS)
 }
 
 /*
+ * An execution runs its own automation's work: an item execution's item
+ * is in the batch of its batch execution, a batch execution's batch in the
+ * automation of its run. Checked per INSERT statement, over all its rows
+ * at once: the items (batches) are locked FOR SHARE first, which a move
+ * of one to another batch (automation) conflicts with, then read at their
+ * latest version. start_run's own item executions are paired by its
+ * query, which takes the same locks (ac_start_run_pairing).
+ */
+bool		ac_start_run_pairing = false;
+
+static AcPlan p_share_items = {
+	"SELECT 1 FROM automation_core.item "
+	"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR SHARE",
+	1, {UUIDARRAYOID}
+};
+static AcPlan p_share_batch_rows = {
+	"SELECT 1 FROM automation_core.batch "
+	"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR SHARE",
+	1, {UUIDARRAYOID}
+};
+static AcPlan p_items_elsewhere = {
+	"SELECT n.item_id, be.id, be.batch_id "
+	"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS n(item_id, batch_execution_id) "
+	"JOIN automation_core.item i ON i.id OPERATOR(pg_catalog.=) n.item_id "
+	"JOIN automation_core.batch_execution be ON be.id OPERATOR(pg_catalog.=) n.batch_execution_id "
+	"WHERE i.batch_id IS DISTINCT FROM be.batch_id LIMIT 1",
+	2, {UUIDARRAYOID, UUIDARRAYOID}
+};
+static AcPlan p_batches_elsewhere = {
+	"SELECT n.batch_id, n.run_id, r.automation_id "
+	"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS n(batch_id, run_id) "
+	"JOIN automation_core.batch b ON b.id OPERATOR(pg_catalog.=) n.batch_id "
+	"JOIN automation_core.run r ON r.id OPERATOR(pg_catalog.=) n.run_id "
+	"WHERE b.automation_id IS DISTINCT FROM r.automation_id LIMIT 1",
+	2, {UUIDARRAYOID, UUIDARRAYOID}
+};
+
+static void
+require_same_work(AcTable table, Datum definitions, Datum parents)
+{
+	bool		items = table == AC_T_ITEM_EXECUTION;
+	Datum		args[2] = {definitions, parents};
+	bool		isnull;
+
+	ac_spi_connect();
+	ac_plan_exec_as_owner(items ? &p_share_items : &p_share_batch_rows,
+						  items ? AC_T_ITEM : AC_T_BATCH, &definitions, NULL, 0);
+	ac_plan_exec_as_owner(items ? &p_items_elsewhere : &p_batches_elsewhere,
+						  items ? AC_T_ITEM : AC_T_BATCH, args, NULL, 1);
+	if (SPI_processed > 0)
+	{
+		char	   *what = uuid_text(ac_spi_value(0, 1, &isnull));
+		char	   *parent = uuid_text(ac_spi_value(0, 2, &isnull));
+		Datum		d = ac_spi_value(0, 3, &isnull);
+		char	   *other = isnull ? "none" : uuid_text(d);
+		Relation	rel = table_open(ac_table_oid(table), NoLock);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg(items ? "an item execution must run an item of its batch execution's batch" :
+						"a batch execution must run a batch of its run's automation"),
+				 errdetail(items ? "Item %s is not in the batch of batch execution %s (batch %s)." :
+						   "Batch %s is not in the automation of run %s (automation %s).",
+						   what, parent, other),
+				 errhint("start_run makes a run's executions itself."),
+				 errtableconstraint(rel, items ? "item_execution_same_work" :
+									"batch_execution_same_work")));
+	}
+	ac_spi_finish();
+}
+
+/*
+ * A batch (item) that has executions stays in its automation (batch):
+ * moved, it would leave them running another automation's work. The
+ * UPDATE holds the row's lock, which an INSERT of an execution waits for
+ * (require_same_work), so an execution not seen here cannot come.
+ */
+static AcPlan p_batch_has_executions = {
+	"SELECT 1 FROM automation_core.batch_execution WHERE batch_id OPERATOR(pg_catalog.=) $1 LIMIT 1",
+	1, {UUIDOID}
+};
+static AcPlan p_item_has_executions = {
+	"SELECT 1 FROM automation_core.item_execution WHERE item_id OPERATOR(pg_catalog.=) $1 LIMIT 1",
+	1, {UUIDOID}
+};
+
+static void
+guard_definition_move(GuardCtx *g)
+{
+	bool		batch = g->table == AC_T_BATCH;
+	AcCol		parent = batch ? AC_C_AUTOMATION_ID : AC_C_BATCH_ID;
+	bool		isnull;
+	Datum		id;
+	int			found;
+
+	if (!col_changed(g, parent))
+		return;
+	id = get_old(g, AC_C_ID, &isnull);
+	ac_spi_connect();
+	ac_plan_exec_as_owner(batch ? &p_batch_has_executions : &p_item_has_executions,
+						  batch ? AC_T_BATCH_EXECUTION : AC_T_ITEM_EXECUTION, &id, NULL, 1);
+	found = SPI_processed;
+	ac_spi_finish();
+	if (found > 0)
+	{
+		char		conname[NAMEDATALEN];
+
+		snprintf(conname, sizeof(conname), "%s_parent_fixed", ac_table_name(g->table));
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg(batch ? "a batch with batch executions cannot move to another automation" :
+						"an item with item executions cannot move to another batch"),
+				 errdetail("%s %s has executions, which run it where it is.",
+						   batch ? "batch" : "item", uuid_text(id)),
+				 errhint(batch ? "Create the batch under the other automation instead." :
+						 "Create the item in the other batch instead."),
+				 errtableconstraint(g->rel, conname)));
+	}
+}
+
+/*
  * AFTER INSERT ... FOR EACH STATEMENT on item_execution and batch_execution,
  * with the inserted rows as a transition table. Only rows that were really
  * inserted are in it (not those an ON CONFLICT clause skipped), and reading
@@ -897,7 +1023,11 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	AttrNumber	status_att;
 	AttrNumber	by_att;
 	AttrNumber	parent_att;
+	AttrNumber	def_att;
 	ArrayBuildState *parents = NULL;
+	ArrayBuildState *defs = NULL;		/* per row: item or batch */
+	ArrayBuildState *def_parents = NULL;	/* per row: batch execution or run */
+	bool		check_work;
 	pg_uuid_t	last;
 	char	   *actor = NULL;
 	MemoryContext outercxt = CurrentMemoryContext;
@@ -915,6 +1045,8 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
 	parent_att = ac_attnum(table, table == AC_T_ITEM_EXECUTION ? AC_C_BATCH_EXECUTION_ID : AC_C_RUN_ID);
+	def_att = ac_attnum(table, table == AC_T_ITEM_EXECUTION ? AC_C_ITEM_ID : AC_C_BATCH_ID);
+	check_work = !(table == AC_T_ITEM_EXECUTION && ac_start_run_pairing);
 	id_att = ac_attnum(table, AC_C_ID);
 	status_att = ac_attnum(table, AC_C_STATUS);
 	by_att = ac_attnum(table, AC_C_CREATED_BY);
@@ -934,6 +1066,17 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 		{
 			memcpy(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t));
 			parents = accumArrayResult(parents, parent, false, UUIDOID, outercxt);
+		}
+		if (check_work && !isnull)
+		{
+			bool		def_null;
+			Datum		def = slot_getattr(slot, def_att, &def_null);
+
+			if (!def_null)
+			{
+				defs = accumArrayResult(defs, def, false, UUIDOID, outercxt);
+				def_parents = accumArrayResult(def_parents, parent, false, UUIDOID, outercxt);
+			}
 		}
 		if (table == AC_T_ITEM_EXECUTION)
 		{
@@ -958,5 +1101,8 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	MemoryContextDelete(rowcxt);
 	if (parents != NULL)
 		ac_require_open_parents(table, makeArrayResult(parents, outercxt));
+	if (defs != NULL)
+		require_same_work(table, makeArrayResult(defs, outercxt),
+						  makeArrayResult(def_parents, outercxt));
 	return PointerGetDatum(NULL);
 }

@@ -35,6 +35,8 @@ extern int	ac_plan_exec(AcPlan *p, Datum *values, const char *nulls,
 						 bool latest_snapshot, long limit);
 extern int	ac_plan_exec_for_caller(AcPlan *p, Datum *values, const char *nulls,
 									long limit);
+extern int	ac_plan_exec_as_owner(AcPlan *p, int owner_of, Datum *values,
+								  const char *nulls, long limit);
 extern Datum ac_spi_value(int row, int col, bool *isnull);
 
 #endif							/* AC_SPI_UTIL_H */

@@ -274,6 +274,8 @@ SELECT automation_core.purge_events('1 hour') AS purged_recent;
 -- a negative age is refused, not taken as "everything"
 SELECT ac_try($$SELECT automation_core.purge_events('-1 hour')$$);
 SELECT ac_try($$SELECT automation_core.purge_events('1 day -25 hours')$$);
+-- ... compared as a whole: 1 day less an hour is 23 hours
+SELECT automation_core.purge_events('1 day -1 hour') AS purged_23_hours;
 SELECT count(*) > 0 AS still_there FROM automation_core.event;
 SELECT automation_core.purge_events('0') > 0 AS purged_something;
 SELECT count(*) AS left_after_purge FROM automation_core.event;

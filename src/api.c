@@ -43,7 +43,7 @@ PG_FUNCTION_INFO_V1(ac_expire_leases);
 
 /* start_run */
 static AcPlan p_automation = {
-	"SELECT is_active FROM automation_core.automation WHERE id = $1 FOR SHARE",
+	"SELECT is_active FROM automation_core.automation WHERE id = $1 FOR KEY SHARE",
 	1, {UUIDOID}
 };
 static AcPlan p_insert_run = {
@@ -52,15 +52,17 @@ static AcPlan p_insert_run = {
 	2, {UUIDOID, TEXTOID}
 };
 /*
- * The automation's batches are locked first (as the owner of batch, as a
- * foreign key's check locks), then read with a new snapshot: one being
- * deleted, moved to another automation or deactivated by a transaction
- * that commits while start_run waits for it is left out, instead of
- * failing the foreign key's check or the check that a batch execution
- * runs its run's automation.
+ * The automation's batches are locked first, FOR KEY SHARE as a foreign
+ * key's check locks (and as the owner of batch, as it does), then read
+ * with a new snapshot: one deleted or moved to another automation (a
+ * change of automation_id, part of a unique key, conflicts with the lock)
+ * by a transaction that commits while start_run waits for it is left out,
+ * instead of failing the foreign key's check or the check that a batch
+ * execution runs its run's automation. Other changes of a batch (payload,
+ * is_active) do not wait for start_run, nor it for them.
  */
 static AcPlan p_share_automation_batches = {
-	"SELECT 1 FROM automation_core.batch WHERE automation_id = $1 ORDER BY id FOR SHARE",
+	"SELECT 1 FROM automation_core.batch WHERE automation_id = $1 ORDER BY id FOR KEY SHARE",
 	1, {UUIDOID}
 };
 static AcPlan p_insert_batch_executions = {
@@ -90,14 +92,15 @@ static AcPlan p_insert_item_executions = {
 };
 /*
  * The same rows for ac_bulk_insert, which checks no foreign key per row:
- * each item is locked here (so that it cannot be deleted before this
- * transaction ends, as the foreign key's check would lock it, nor moved to
- * another batch, as the INSERT's check that it runs its batch execution's
- * batch would lock it: ac_start_run_pairing), and the batch executions are
- * this transaction's own.
+ * each item is locked here FOR KEY SHARE, as the foreign key's check would
+ * lock it, so that it can be neither deleted nor moved to another batch (a
+ * change of batch_id, part of a unique key, conflicts with that lock)
+ * before this transaction ends; so the check that an item execution runs
+ * its batch execution's batch can only pass (ac_start_run_pairing). The
+ * batch executions are this transaction's own.
  */
 static AcPlan p_item_execution_rows = {
-	ITEM_EXECUTION_ROWS("FOR SHARE OF i"),
+	ITEM_EXECUTION_ROWS("FOR KEY SHARE OF i"),
 	2, {UUIDOID, INT4OID}
 };
 static const AcCol item_execution_row_cols[] = {
@@ -916,7 +919,7 @@ ac_cancel_run(PG_FUNCTION_ARGS)
 	pass_arg(fcinfo, 2, args, nulls, 2);
 
 	ac_spi_connect();
-	ac_plan_exec(&p_run_state, args, NULL, true, 1);
+	ac_plan_exec(&p_run_state, args, NULL, false, 1);
 	if (SPI_processed == 0)
 		raise_unknown("run", args[0]);
 	version = DatumGetInt32(ac_spi_value(0, 1, &isnull));
@@ -928,9 +931,9 @@ ac_cancel_run(PG_FUNCTION_ARGS)
 						   uuid_text(args[0]), version, PG_GETARG_INT32(2)),
 				 errhint("Read the run again and decide with its current state.")));
 
-	ac_plan_exec(&p_lock_run_items, args, NULL, true, 0);
-	ac_plan_exec(&p_lock_run_batches, args, NULL, true, 0);
-	ac_plan_exec(&p_cancel_run, args, nulls, true, 0);
+	ac_plan_exec(&p_lock_run_items, args, NULL, false, 0);
+	ac_plan_exec(&p_lock_run_batches, args, NULL, false, 0);
+	ac_plan_exec(&p_cancel_run, args, nulls, false, 0);
 	if (SPI_processed == 0 && PG_ARGISNULL(2))
 		raise_unknown("run", args[0]);
 	if (SPI_processed == 0)
@@ -952,7 +955,7 @@ ac_expire_leases(PG_FUNCTION_ARGS)
 	uint64		n;
 
 	ac_spi_connect();
-	ac_plan_exec(&p_expire, NULL, NULL, true, 0);
+	ac_plan_exec(&p_expire, NULL, NULL, false, 0);
 	n = SPI_processed;
 	ac_spi_finish();
 	PG_RETURN_INT32((int32) Min(n, (uint64) PG_INT32_MAX));

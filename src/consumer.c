@@ -16,6 +16,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/builtins.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -83,11 +84,16 @@ ac_purge_events(PG_FUNCTION_ARGS)
 		1, {INTERVALOID}
 	};
 	Datum		older_than = PG_GETARG_DATUM(0);
-	Interval   *age = PG_GETARG_INTERVAL_P(0);
+	Interval	zero;
 	uint64		deleted;
 
-	/* a negative age would reach into the future: every event */
-	if (age->month < 0 || age->day < 0 || age->time < 0)
+	/*
+	 * A negative age would reach into the future: every event. Compared as
+	 * a whole, as intervals compare ('1 day -1 hour' is 23 hours).
+	 */
+	memset(&zero, 0, sizeof(zero));
+	if (DatumGetBool(DirectFunctionCall2(interval_lt, older_than,
+										 IntervalPGetDatum(&zero))))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("older_than must not be negative"),

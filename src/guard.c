@@ -19,6 +19,7 @@
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -27,6 +28,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
@@ -410,13 +412,30 @@ guard_name(GuardCtx *g, AcCol c, const char *what)
 }
 
 /*
- * A run can only be created for an active automation. The share lock makes
- * a concurrent deactivation wait for this transaction, or this insert for
- * it (and then read its result), so that no run of an automation begins
- * after the automation has been deactivated.
+ * A run can only be created for an active automation, also when it races
+ * the automation's deactivation. A run insert holds a share lock on the
+ * automation's starts, and reads is_active at its latest version after
+ * taking it; a deactivation takes that lock exclusively. So a deactivation
+ * waits for the runs being inserted, and an insert waits for a
+ * deactivation in flight and then sees it. The lock is a lock tag of its
+ * own, not the automation's row: a row lock strong enough to conflict with
+ * the deactivating UPDATE would make two transactions that each start a
+ * run and then update the automation deadlock. (Hash collisions only make
+ * a deactivation wait for another automation's run inserts.)
  */
+static void
+lock_automation_starts(Datum automation_id, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, ac_table_oid(AC_T_AUTOMATION),
+					   hash_bytes((const unsigned char *) DatumGetUUIDP(automation_id),
+								  UUID_LEN), 0);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
 static AcPlan p_automation_active = {
-	"SELECT is_active FROM automation_core.automation WHERE id = $1 FOR SHARE", 1, {UUIDOID}
+	"SELECT is_active FROM automation_core.automation WHERE id = $1", 1, {UUIDOID}
 };
 
 static void
@@ -427,6 +446,7 @@ guard_run_insert(GuardCtx *g)
 
 	if (isnull)
 		return;
+	lock_automation_starts(automation_id, AccessShareLock);
 	ac_spi_connect();
 	ac_plan_exec_as_owner(&p_automation_active, AC_T_AUTOMATION, &automation_id, NULL, 1);
 	if (SPI_processed == 1 && !DatumGetBool(ac_spi_value(0, 1, &isnull)))
@@ -854,6 +874,17 @@ ac_guard_row(PG_FUNCTION_ARGS)
 		guard_name(&g, AC_C_TYPE, "type");
 	if ((g.table == AC_T_BATCH || g.table == AC_T_ITEM) && g.oldtup != NULL)
 		guard_definition_move(&g);
+	if (g.table == AC_T_AUTOMATION && g.oldtup != NULL)
+	{
+		bool		was_null;
+		bool		now_null;
+		Datum		was = get_old(&g, AC_C_IS_ACTIVE, &was_null);
+		Datum		now = get_new(&g, AC_C_IS_ACTIVE, &now_null);
+
+		/* a deactivation waits for the runs being started (rule 10) */
+		if (!was_null && DatumGetBool(was) && (now_null || !DatumGetBool(now)))
+			lock_automation_starts(get_old(&g, AC_C_ID, &isnull), AccessExclusiveLock);
+	}
 
 	status_table = is_status_table(g.table);
 	if (status_table)
@@ -885,21 +916,23 @@ ac_guard_row(PG_FUNCTION_ARGS)
  * An execution runs its own automation's work: an item execution's item
  * is in the batch of its batch execution, a batch execution's batch in the
  * automation of its run. Checked per INSERT statement, over all its rows
- * at once: the items (batches) are locked FOR SHARE first, which a move
- * of one to another batch (automation) conflicts with, then read at their
- * latest version. start_run's own item executions are paired by its
- * query, which takes the same locks (ac_start_run_pairing).
+ * at once: the items (batches) are locked FOR KEY SHARE first, the lock a
+ * foreign key's check takes, which a move of one to another batch
+ * (automation) conflicts with because batch_id (automation_id) is part of
+ * a unique key; then they are read at their latest version. start_run's
+ * own item executions are paired by its query, which takes the same locks
+ * (ac_start_run_pairing).
  */
 bool		ac_start_run_pairing = false;
 
 static AcPlan p_share_items = {
 	"SELECT 1 FROM automation_core.item "
-	"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR SHARE",
+	"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR KEY SHARE",
 	1, {UUIDARRAYOID}
 };
 static AcPlan p_share_batch_rows = {
 	"SELECT 1 FROM automation_core.batch "
-	"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR SHARE",
+	"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR KEY SHARE",
 	1, {UUIDARRAYOID}
 };
 static AcPlan p_items_elsewhere = {
@@ -956,8 +989,10 @@ require_same_work(AcTable table, Datum definitions, Datum parents)
 /*
  * A batch (item) that has executions stays in its automation (batch):
  * moved, it would leave them running another automation's work. The
- * UPDATE holds the row's lock, which an INSERT of an execution waits for
- * (require_same_work), so an execution not seen here cannot come.
+ * UPDATE changes a column of a unique key, so it holds the row's strongest
+ * lock, which an INSERT of an execution waits for (require_same_work) and
+ * which waits for the inserts in flight: an execution not seen here cannot
+ * come.
  */
 static AcPlan p_batch_has_executions = {
 	"SELECT 1 FROM automation_core.batch_execution WHERE batch_id OPERATOR(pg_catalog.=) $1 LIMIT 1",

@@ -281,12 +281,12 @@ batch_start(Datum id)
 {
 	AcStatus	st;
 
-	ac_plan_exec(&p_batch_status, &id, NULL, true, 1);
+	ac_plan_exec(&p_batch_status, &id, NULL, false, 1);
 	if (SPI_processed == 0)
 		return;
 	st = result_status();
 	if (st == AC_PENDING)
-		ac_plan_exec(&p_batch_start, &id, NULL, true, 0);
+		ac_plan_exec(&p_batch_start, &id, NULL, false, 0);
 	started_rel = ac_table_oid(AC_T_BATCH_EXECUTION);
 	remember_started(DatumGetUUIDP(id));
 }
@@ -294,7 +294,7 @@ batch_start(Datum id)
 static void
 run_start(Datum id)
 {
-	ac_plan_exec(&p_run_start, &id, NULL, true, 0);
+	ac_plan_exec(&p_run_start, &id, NULL, false, 0);
 }
 
 /*
@@ -312,7 +312,7 @@ static bool
 rollup_target(AcPlan *lock_plan, AcPlan *open_plan, AcPlan *summary_plan,
 			  Datum id, AcStatus *current, AcStatus *target)
 {
-	ac_plan_exec(lock_plan, &id, NULL, true, 1);
+	ac_plan_exec(lock_plan, &id, NULL, false, 1);
 	if (SPI_processed == 0)
 		return false;
 	*current = result_status();
@@ -555,10 +555,10 @@ batch_check(Datum id)
 	if (st == AC_PENDING && target != AC_CANCELLED)
 	{
 		args[1] = ac_status_datum(AC_PROCESSING);
-		ac_plan_exec(&p_batch_set, args, NULL, true, 0);
+		ac_plan_exec(&p_batch_set, args, NULL, false, 0);
 	}
 	args[1] = ac_status_datum(target);
-	ac_plan_exec(&p_batch_set, args, NULL, true, 0);
+	ac_plan_exec(&p_batch_set, args, NULL, false, 0);
 }
 
 static void
@@ -588,10 +588,10 @@ run_check(Datum id)
 		char		n1[3] = {' ', ' ', 'n'};
 
 		args[1] = ac_status_datum(AC_PROCESSING);
-		ac_plan_exec(&p_run_set, args, n1, true, 0);
+		ac_plan_exec(&p_run_set, args, n1, false, 0);
 	}
 	args[1] = ac_status_datum(target);
-	ac_plan_exec(&p_run_set, args, nulls, true, 0);
+	ac_plan_exec(&p_run_set, args, nulls, false, 0);
 }
 
 /*
@@ -725,7 +725,7 @@ ac_cascade_cancel(AcTable kind, Datum id)
 	ac_cascade_depth++;
 	PG_TRY();
 	{
-		ac_plan_exec(kind == AC_T_RUN ? &p_cascade_run : &p_cascade_batch, &id, NULL, true, 0);
+		ac_plan_exec(kind == AC_T_RUN ? &p_cascade_run : &p_cascade_batch, &id, NULL, false, 0);
 	}
 	PG_FINALLY();
 	{

@@ -10,7 +10,7 @@
  *		executor's INSERT runs each foreign key's check as a query of its
  *		own per row: two queries per item execution, about as long as the
  *		INSERT itself. start_run's query locks every item it reads with
- *		FOR SHARE, stronger than the FOR KEY SHARE that check takes, and the batch executions
+ *		FOR KEY SHARE, the lock that check takes, and the batch executions
  *		it references were inserted by the same transaction, invisible to
  *		anyone who could delete them; so those checks can only pass.
  *

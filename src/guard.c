@@ -417,20 +417,26 @@ guard_name(GuardCtx *g, AcCol c, const char *what)
  * automation's starts, and reads is_active at its latest version after
  * taking it; a deactivation takes that lock exclusively. So a deactivation
  * waits for the runs being inserted, and an insert waits for a
- * deactivation in flight and then sees it. The lock is a lock tag of its
- * own, not the automation's row: a row lock strong enough to conflict with
- * the deactivating UPDATE would make two transactions that each start a
- * run and then update the automation deadlock. (Hash collisions only make
- * a deactivation wait for another automation's run inserts.)
+ * deactivation in flight and then sees it. The lock is a lock of its own,
+ * not the automation's row: a row lock strong enough to conflict with the
+ * deactivating UPDATE would make two transactions that each start a run
+ * and then update the automation deadlock.
+ *
+ * The tag is an advisory lock's, keyed by 64 bits of a hash of the id, with
+ * a fourth field that user advisory locks (1 and 2) never have, so it
+ * meets none of them.
  */
+#define AC_STARTS_LOCK_KIND 0x4143	/* pg_locks.objsubid 16707 */
+
 static void
 lock_automation_starts(Datum automation_id, LOCKMODE mode)
 {
 	LOCKTAG		tag;
+	uint64		h = hash_bytes_extended((const unsigned char *) DatumGetUUIDP(automation_id),
+										UUID_LEN, 0);
 
-	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, ac_table_oid(AC_T_AUTOMATION),
-					   hash_bytes((const unsigned char *) DatumGetUUIDP(automation_id),
-								  UUID_LEN), 0);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 AC_STARTS_LOCK_KIND);
 	(void) LockAcquire(&tag, mode, false, false);
 }
 

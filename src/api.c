@@ -358,7 +358,7 @@ insert_item_executions(Datum *args, const char *nulls)
 		attnums[i] = ac_attnum(AC_T_ITEM_EXECUTION, item_execution_row_cols[i]);
 	if (pg_class_aclcheck(ac_table_oid(AC_T_ITEM), GetUserId(), ACL_UPDATE) == ACLCHECK_OK)
 	{
-		bool		done;
+		volatile bool done = false;
 
 		ac_start_run_pairing = true;
 		PG_TRY();

@@ -17,18 +17,17 @@
 
 #include "access/htup_details.h"
 #include "access/sysattr.h"
-#include "access/table.h"
 #include "access/xact.h"
-#include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "utils/array.h"
 #include "storage/lock.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
@@ -959,7 +958,7 @@ static AcPlan p_batches_elsewhere = {
 };
 
 static void
-require_same_work(AcTable table, Datum definitions, Datum parents)
+require_same_work(Relation rel, AcTable table, Datum definitions, Datum parents)
 {
 	bool		items = table == AC_T_ITEM_EXECUTION;
 	Datum		args[2] = {definitions, parents};
@@ -976,7 +975,6 @@ require_same_work(AcTable table, Datum definitions, Datum parents)
 		char	   *parent = uuid_text(ac_spi_value(0, 2, &isnull));
 		Datum		d = ac_spi_value(0, 3, &isnull);
 		char	   *other = isnull ? "none" : uuid_text(d);
-		Relation	rel = table_open(ac_table_oid(table), NoLock);
 
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
@@ -1143,7 +1141,7 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	if (parents != NULL)
 		ac_require_open_parents(table, makeArrayResult(parents, outercxt));
 	if (defs != NULL)
-		require_same_work(table, makeArrayResult(defs, outercxt),
+		require_same_work(td->tg_relation, table, makeArrayResult(defs, outercxt),
 						  makeArrayResult(def_parents, outercxt));
 	return PointerGetDatum(NULL);
 }

@@ -221,6 +221,10 @@ SELECT ac_try($$UPDATE automation_core.item SET batch_id = (SELECT batch_id FROM
 	WHERE id = (SELECT item_id FROM automation_core.item_execution WHERE id = ac_ie('tr4', 2))$$, true);
 SELECT ac_try($$UPDATE automation_core.batch SET automation_id = (SELECT automation_id FROM automation_core.run WHERE id = ac_run('tr3'))
 	WHERE id = (SELECT batch_id FROM automation_core.batch_execution WHERE id = ac_be('tr4', 1))$$, true);
+-- ... by any way rows get in: MERGE fires the same statement trigger
+SELECT ac_try($$MERGE INTO automation_core.item_execution ie
+	USING (SELECT item_id FROM automation_core.item_execution WHERE id = ac_ie('tr3', 1)) s ON false
+	WHEN NOT MATCHED THEN INSERT (run_id, batch_execution_id, item_id) VALUES (ac_run('tr4'), ac_be('tr4', 1), s.item_id)$$);
 -- one without executions moves (its payload meets the new schema)
 INSERT INTO automation_core.item (batch_id, sequence_number)
 SELECT batch_id, 100 FROM automation_core.batch_execution WHERE id = ac_be('tr4', 2);

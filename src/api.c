@@ -41,9 +41,14 @@ PG_FUNCTION_INFO_V1(ac_expire_leases);
 
 #define IE "automation_core.item_execution"
 
-/* start_run */
+/*
+ * start_run. Whether the automation is active is checked by the run's
+ * INSERT (guard.c, guard_run_insert), under the lock that keeps a
+ * deactivation from crossing it; here only that it exists (P0002, where
+ * the foreign key would say 23503).
+ */
 static AcPlan p_automation = {
-	"SELECT is_active FROM automation_core.automation WHERE id = $1 FOR KEY SHARE",
+	"SELECT 1 FROM automation_core.automation WHERE id = $1",
 	1, {UUIDOID}
 };
 static AcPlan p_insert_run = {
@@ -96,7 +101,7 @@ static AcPlan p_insert_item_executions = {
  * lock it, so that it can be neither deleted nor moved to another batch (a
  * change of batch_id, part of a unique key, conflicts with that lock)
  * before this transaction ends; so the check that an item execution runs
- * its batch execution's batch can only pass (ac_start_run_pairing). The
+ * its batch execution's batch can only pass (ac_bulk_vouched). The
  * batch executions are this transaction's own.
  */
 static AcPlan p_item_execution_rows = {
@@ -358,21 +363,9 @@ insert_item_executions(Datum *args, const char *nulls)
 		attnums[i] = ac_attnum(AC_T_ITEM_EXECUTION, item_execution_row_cols[i]);
 	if (pg_class_aclcheck(ac_table_oid(AC_T_ITEM), GetUserId(), ACL_UPDATE) == ACLCHECK_OK)
 	{
-		volatile bool done = false;
-
-		ac_start_run_pairing = true;
-		PG_TRY();
-		{
-			done = ac_bulk_insert(AC_T_ITEM_EXECUTION, &p_item_execution_rows, args, nulls,
-								  attnums, lengthof(attnums), item_execution_row_parents,
-								  lengthof(item_execution_row_parents));
-		}
-		PG_FINALLY();
-		{
-			ac_start_run_pairing = false;
-		}
-		PG_END_TRY();
-		if (done)
+		if (ac_bulk_insert(AC_T_ITEM_EXECUTION, &p_item_execution_rows, args, nulls,
+						   attnums, lengthof(attnums), item_execution_row_parents,
+						   lengthof(item_execution_row_parents)))
 			return;
 	}
 	else
@@ -412,12 +405,6 @@ ac_start_run(PG_FUNCTION_ARGS)
 	ac_plan_exec_as_owner(&p_automation, AC_T_AUTOMATION, &automation_id, NULL, 1);
 	if (SPI_processed == 0)
 		raise_unknown("automation", automation_id);
-	if (!DatumGetBool(ac_spi_value(0, 1, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot start a run of an inactive automation"),
-				 errdetail("automation %s is inactive.", uuid_text(automation_id)),
-				 errhint("Set is_active = true on the automation first.")));
 
 	args[0] = automation_id;
 	pass_arg(fcinfo, 1, args, nulls, 1);

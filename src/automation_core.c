@@ -110,4 +110,5 @@ _PG_init(void)
 	ac_direct_insert_init();
 	ac_rollup_init();
 	ac_events_init();
+	ac_payload_init();
 }

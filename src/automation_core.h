@@ -164,6 +164,7 @@ struct AcPlan;
 extern bool ac_bulk_insert(AcTable t, struct AcPlan *source, Datum *args,
 						   const char *nulls, const AttrNumber *attnums, int ncols,
 						   const AcTable *parents, int nparents);
+extern bool ac_bulk_vouched;
 
 /*
  * direct_insert.c: rows written by automation_core itself. values/nulls
@@ -178,7 +179,6 @@ extern void ac_direct_insert_init(void);
 #define AC_AUDIT_NAME_LEN 100	/* characters of created_by and updated_by */
 extern char *ac_actor(void);
 extern Datum ac_audit_name_datum(const char *s);
-extern bool ac_start_run_pairing;
 extern TimestampTz ac_now(void);
 
 /*
@@ -231,6 +231,9 @@ typedef struct AcEventRow
 
 extern void ac_event_on_transition(const AcEventRow *ev);
 extern void ac_events_init(void);
+
+/* payload.c */
+extern void ac_payload_init(void);
 
 /* settings (automation_core.c) */
 extern char *ac_actor_setting;

@@ -3,8 +3,10 @@
  * bulk_insert.c
  *		The rows of a query inserted into one table as INSERT ... SELECT
  *		would insert them, a heap page at a time, with the table's
- *		triggers fired as for that INSERT, except the foreign-key checks
- *		the caller vouches for.
+ *		triggers fired as for that INSERT, except the checks of the rows'
+ *		parents that the caller vouches for: the foreign keys', and the
+ *		statement trigger's check that an item execution's item is in its
+ *		batch execution's batch (ac_bulk_vouched).
  *
  *		Why: start_run inserts an item execution per item, and the
  *		executor's INSERT runs each foreign key's check as a query of its
@@ -12,7 +14,10 @@
  *		INSERT itself. start_run's query locks every item it reads with
  *		FOR KEY SHARE, the lock that check takes, and the batch executions
  *		it references were inserted by the same transaction, invisible to
- *		anyone who could delete them; so those checks can only pass.
+ *		anyone who could delete them; so those checks can only pass. The
+ *		same query pairs each item with the batch execution of its batch,
+ *		and the lock keeps the item in that batch (batch_id is part of a
+ *		unique key, which a FOR KEY SHARE lock holds still).
  *
  *		Only automation_core's own triggers are fired this way. A table
  *		with any other INSERT trigger, a foreign key the caller does not
@@ -52,6 +57,9 @@
 
 /* rows fetched from the query and inserted at a time */
 #define BULK_ROWS 1000
+
+/* True while ac_bulk_insert fires the AFTER triggers of rows it vouches for */
+bool		ac_bulk_vouched = false;
 
 /* Is constraint conoid a foreign key from table t to one of parents? */
 static bool
@@ -257,7 +265,7 @@ bulk_add(Bulk *b, HeapTuple src, TupleDesc srcdesc, const AttrNumber *attnums)
  * attnums[k] (k < ncols) and must be of its type, every other column gets
  * its default.
  * The caller vouches that the rows satisfy t's foreign keys to the tables
- * in parents; checks of other foreign keys, or any other trigger than
+ * in parents, and that those parents belong together; checks of other foreign keys, or any other trigger than
  * automation_core's, make it return false having done nothing. Fires the
  * statement and row triggers of INSERT (BEFORE, AFTER and its transition
  * table) at the level of one statement, and returns true.
@@ -356,8 +364,17 @@ ac_bulk_insert(AcTable t, AcPlan *source, Datum *args, const char *nulls,
 	bulk_flush(&b);
 	SPI_cursor_close(portal);
 
-	ExecASInsertTriggers(b.estate, b.rri, b.capture);
-	AfterTriggerEndQuery(b.estate);
+	ac_bulk_vouched = true;
+	PG_TRY();
+	{
+		ExecASInsertTriggers(b.estate, b.rri, b.capture);
+		AfterTriggerEndQuery(b.estate);
+	}
+	PG_FINALLY();
+	{
+		ac_bulk_vouched = false;
+	}
+	PG_END_TRY();
 
 	ExecResetTupleTable(b.estate->es_tupleTable, false);
 	ExecCloseIndices(b.rri);

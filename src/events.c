@@ -225,17 +225,7 @@ ac_event_epoch(bool create)
 		 * insert wait for it and then do nothing; the next lookup sees its
 		 * row.
 		 */
-		/* no row limit: it is an INSERT */
-		ac_epoch_registering = true;
-		PG_TRY();
-		{
-			ac_plan_exec(&epoch_new_plan, &sysid, NULL, false, 0);
-		}
-		PG_FINALLY();
-		{
-			ac_epoch_registering = false;
-		}
-		PG_END_TRY();
+		ac_event_log_exec(&epoch_new_plan, &sysid);
 		if (SPI_processed == 1)
 		{
 			bool		isnull;

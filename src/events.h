@@ -23,8 +23,8 @@
  */
 extern int32 ac_event_epoch(bool create);
 
-/* Set while purge_events deletes, so that the guard trigger lets it pass */
-extern bool ac_event_purging;
-extern bool ac_epoch_registering;
+/* consumer.c: a write of automation_core's own to the guarded event log */
+struct AcPlan;
+extern void ac_event_log_exec(struct AcPlan *plan, Datum *values);
 
 #endif							/* AC_EVENTS_H */

@@ -439,6 +439,19 @@ lock_automation_starts(Datum automation_id, LOCKMODE mode)
 	(void) LockAcquire(&tag, mode, false, false);
 }
 
+/* A deactivation waits for the runs being started, and they for it */
+static void
+guard_deactivation(GuardCtx *g)
+{
+	bool		was_null;
+	bool		now_null;
+	Datum		was = get_old(g, AC_C_IS_ACTIVE, &was_null);
+	Datum		now = get_new(g, AC_C_IS_ACTIVE, &now_null);
+
+	if (!was_null && DatumGetBool(was) && (now_null || !DatumGetBool(now)))
+		lock_automation_starts(get_old(g, AC_C_ID, &was_null), AccessExclusiveLock);
+}
+
 static AcPlan p_automation_active = {
 	"SELECT is_active FROM automation_core.automation WHERE id = $1", 1, {UUIDOID}
 };
@@ -880,16 +893,7 @@ ac_guard_row(PG_FUNCTION_ARGS)
 	if ((g.table == AC_T_BATCH || g.table == AC_T_ITEM) && g.oldtup != NULL)
 		guard_definition_move(&g);
 	if (g.table == AC_T_AUTOMATION && g.oldtup != NULL)
-	{
-		bool		was_null;
-		bool		now_null;
-		Datum		was = get_old(&g, AC_C_IS_ACTIVE, &was_null);
-		Datum		now = get_new(&g, AC_C_IS_ACTIVE, &now_null);
-
-		/* a deactivation waits for the runs being started (rule 10) */
-		if (!was_null && DatumGetBool(was) && (now_null || !DatumGetBool(now)))
-			lock_automation_starts(get_old(&g, AC_C_ID, &isnull), AccessExclusiveLock);
-	}
+		guard_deactivation(&g);
 
 	status_table = is_status_table(g.table);
 	if (status_table)
@@ -924,11 +928,10 @@ ac_guard_row(PG_FUNCTION_ARGS)
  * at once: the items (batches) are locked FOR KEY SHARE first, the lock a
  * foreign key's check takes, which a move of one to another batch
  * (automation) conflicts with because batch_id (automation_id) is part of
- * a unique key; then they are read at their latest version. start_run's
- * own item executions are paired by its query, which takes the same locks
- * (ac_start_run_pairing).
+ * a unique key; then they are read at their latest version. Rows
+ * ac_bulk_insert writes for start_run are paired by start_run's query,
+ * which takes the same locks (ac_bulk_vouched).
  */
-bool		ac_start_run_pairing = false;
 
 static AcPlan p_share_items = {
 	"SELECT 1 FROM automation_core.item "
@@ -1085,7 +1088,7 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
 	parent_att = ac_attnum(table, table == AC_T_ITEM_EXECUTION ? AC_C_BATCH_EXECUTION_ID : AC_C_RUN_ID);
 	def_att = ac_attnum(table, table == AC_T_ITEM_EXECUTION ? AC_C_ITEM_ID : AC_C_BATCH_ID);
-	check_work = !(table == AC_T_ITEM_EXECUTION && ac_start_run_pairing);
+	check_work = !(table == AC_T_ITEM_EXECUTION && ac_bulk_vouched);
 	id_att = ac_attnum(table, AC_C_ID);
 	status_att = ac_attnum(table, AC_C_STATUS);
 	by_att = ac_attnum(table, AC_C_CREATED_BY);

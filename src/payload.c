@@ -131,6 +131,12 @@ cache_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		cache_reset();
 }
 
+void
+ac_payload_init(void)
+{
+	RegisterSubXactCallback(cache_subxact_callback, NULL);
+}
+
 static HTAB *
 cache_get(void)
 {
@@ -146,12 +152,9 @@ cache_get(void)
 	if (schema_cache)
 		return schema_cache;
 	if (cache_cxt == NULL)
-	{
 		cache_cxt = AllocSetContextCreate(TopMemoryContext,
 										  "automation_core payload schemas",
 										  ALLOCSET_SMALL_SIZES);
-		RegisterSubXactCallback(cache_subxact_callback, NULL);
-	}
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(SchemaCacheKey);
 	ctl.entrysize = sizeof(SchemaCacheEntry);

@@ -6,13 +6,15 @@
 # Run by test/bench/run, which starts a server and exports PGHOST, PGPORT and
 # PGUSER (a superuser). Works in databases of its own, dropped at the end. Prints
 # markdown table rows on stdout, progress on stderr. Medians of
-# AC_BENCH_RUNS runs (default 3). AC_BENCH_ONLY picks sections
-# (one waits graphile batch start heartbeat latency retries), all by default.
+# AC_BENCH_RUNS runs (default 3); the one-item, lock-wait and heartbeat
+# measurements last AC_BENCH_SECONDS each (default 10). AC_BENCH_ONLY picks
+# sections (one waits graphile batch start heartbeat latency retries), all
+# by default.
 set -euo pipefail
 
 RUNS=${AC_BENCH_RUNS:-3}
 ONLY=${AC_BENCH_ONLY:-one waits graphile batch start heartbeat latency retries}
-DUR=${AC_BENCH_SECONDS:-3}		# seconds per one-item-per-call measurement
+DUR=${AC_BENCH_SECONDS:-10}		# seconds per one-item-per-call measurement
 LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-2400}	# calls per latency measurement, at least 800
 [ "$LAT_CALLS" -ge 800 ] || { echo "AC_BENCH_LATENCY_CALLS must be at least 800" >&2; exit 1; }
 GW_VERSION=0.16.6
@@ -53,21 +55,25 @@ ALTER TABLE bench_floor.item_execution_fk
 	ADD FOREIGN KEY (batch_execution_id, run_id) REFERENCES automation_core.batch_execution (id, run_id),
 	ADD FOREIGN KEY (item_id) REFERENCES automation_core.item (id);
 
--- bench_q: 30 batches of 800 items, runs of it feed the claim benchmarks
--- (24,000 items: more than 3 seconds of claims at 8,000 items/s)
+-- bench_q: 30 batches of 800 items, runs of it feed the latency, retry
+-- and heartbeat benchmarks (24,000 items)
+-- bench_one: 80 batches of 800 items, for the throughput of one item per
+-- call (64,000 items: more than 10 seconds at 6,000 items/s)
 -- bench_big: 10 batches of 10,000 items, for start_run
-INSERT INTO automation_core.automation (name) VALUES ('bench_q'), ('bench_big');
+INSERT INTO automation_core.automation (name) VALUES ('bench_q'), ('bench_one'), ('bench_big');
 INSERT INTO automation_core.batch (automation_id, name)
 SELECT a.id, 'batch-' || lpad(b::text, 2, '0')
 FROM automation_core.automation a,
-	 generate_series(1, CASE a.name WHEN 'bench_q' THEN 30 ELSE 10 END) b ORDER BY a.name, b;
+	 generate_series(1, CASE a.name WHEN 'bench_q' THEN 30 WHEN 'bench_one' THEN 80 ELSE 10 END) b
+ORDER BY a.name, b;
 INSERT INTO automation_core.item (batch_id, sequence_number, payload)
 SELECT b.id, i, jsonb_build_object('n', i)
 FROM automation_core.batch b JOIN automation_core.automation a ON a.id = b.automation_id,
-	 generate_series(0, CASE a.name WHEN 'bench_q' THEN 799 ELSE 9999 END) i;
+	 generate_series(0, CASE a.name WHEN 'bench_big' THEN 9999 ELSE 799 END) i;
 ANALYZE;
 SQL
 AUTO_Q=$(q -c "SELECT id FROM automation_core.automation WHERE name = 'bench_q'")
+AUTO_ONE=$(q -c "SELECT id FROM automation_core.automation WHERE name = 'bench_one'")
 AUTO_BIG=$(q -c "SELECT id FROM automation_core.automation WHERE name = 'bench_big'")
 
 # Empty every run, item execution and history row (replica mode silences
@@ -82,10 +88,10 @@ RESET session_replication_role;
 SQL
 }
 
-# A run of bench_q (24,000 pending items), or the same rows as pending in
-# the floor's copy.
+# A run of bench_q (24,000 pending items), or of the automation given, or
+# the same rows as pending in the floor's copy.
 ac_run() {
-	q -c "SELECT id FROM automation_core.start_run('$AUTO_Q')" >/dev/null
+	q -c "SELECT id FROM automation_core.start_run('${1:-$AUTO_Q}')" >/dev/null
 	q -c "VACUUM ANALYZE automation_core.item_execution" >/dev/null
 }
 floor_run() {
@@ -144,17 +150,26 @@ if want one; then one_clients=(1 8 32)
 elif want graphile; then one_clients=(8 32)
 elif want batch; then one_clients=(1 8)
 fi
+# Each measurement starts from a fresh run of bench_one; the two sides take
+# turns at going first, since the machine's speed drifts.
+# one_item SIDE CLIENTS: items/s of SIDE (ac or floor), one item per call
+one_item() {
+	reset_queue
+	if [ "$1" = ac ]; then ac_run "$AUTO_ONE"; else floor_run "$AUTO_ONE"; fi
+	pgbench_tps "$WORK/${1}1.sql" "$2" -T "$DUR"
+}
 for clients in "${one_clients[@]}"; do
 	ac=() fl=()
 	for r in $(seq "$RUNS"); do
-		reset_queue; ac_run
-		ac+=("$(pgbench_tps "$WORK/ac1.sql" "$clients" -T "$DUR")")
-		msg="one item per call, $clients clients, run $r: automation_core ${ac[-1]}/s"
-		if want one; then
-			reset_queue; floor_run
-			fl+=("$(pgbench_tps "$WORK/floor1.sql" "$clients" -T "$DUR")")
-			msg="$msg, floor ${fl[-1]}/s"
+		if want one && [ $((r % 2)) = 0 ]; then
+			fl+=("$(one_item floor "$clients")")
+			ac+=("$(one_item ac "$clients")")
+		else
+			ac+=("$(one_item ac "$clients")")
+			want one && fl+=("$(one_item floor "$clients")")
 		fi
+		msg="one item per call, $clients clients, run $r: automation_core ${ac[-1]}/s"
+		want one && msg="$msg, floor ${fl[-1]}/s"
 		log "$msg"
 	done
 	AC_ONE[$clients]=$(printf '%s\n' "${ac[@]}" | median)
@@ -186,9 +201,9 @@ if want waits && [ -n "${AC_SERVER_LOG:-}" ] && [ -r "$AC_SERVER_LOG" ]; then
 	}
 	wa=() wf=()
 	for r in $(seq "$RUNS"); do
-		reset_queue; ac_run
+		reset_queue; ac_run "$AUTO_ONE"
 		wa+=("$(waits_per_1000 "$WORK/ac1.sql")")
-		reset_queue; floor_run
+		reset_queue; floor_run "$AUTO_ONE"
 		wf+=("$(waits_per_1000 "$WORK/floor1.sql")")
 		log "lock waits over 2 ms per 1,000 items, 32 clients, run $r: automation_core ${wa[-1]}, floor ${wf[-1]}"
 	done

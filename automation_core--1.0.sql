@@ -245,7 +245,7 @@ COMMENT ON TABLE automation_core.item_execution IS
 COMMENT ON COLUMN automation_core.item_execution.attempt_count IS
 	'attempts started so far; set by automation_core, and the fencing token of the worker holding the item';
 COMMENT ON COLUMN automation_core.item_execution.max_attempts IS
-	'attempts allowed; NULL means no limit and no retrying';
+	'attempts allowed; NULL means one attempt: a failure is final, never retried';
 COMMENT ON COLUMN automation_core.item_execution.worker IS
 	'name given by the worker that claimed the item';
 COMMENT ON COLUMN automation_core.item_execution.lease_expires_at IS

@@ -509,5 +509,21 @@ SELECT pg_temp.item_rows_read() - :read0 AS rows_read;
 COMMIT;
 ALTER TABLE item_execution RESET (autovacuum_enabled);
 
+-- NULL max_items claims one item; a NULL lease is the default lease, for
+-- claim and heartbeat alike; a NULL error leaves error_message NULL
+INSERT INTO automation (name) VALUES ('nulls') RETURNING id AS nulls_auto \gset
+INSERT INTO batch (automation_id, name) VALUES (:'nulls_auto', 'b') RETURNING id AS nulls_batch \gset
+INSERT INTO item (batch_id, sequence_number) SELECT :'nulls_batch', g FROM generate_series(0, 2) g;
+SELECT id AS nulls_run FROM start_run(:'nulls_auto', NULL, 3) \gset
+SET automation_core.default_lease = '42s';
+SELECT count(*) AS claimed, bool_and(lease_expires_at = now() + interval '42 seconds') AS default_lease
+FROM claim(:'nulls_run', 'w', NULL, NULL);
+SELECT id AS n_id, attempt_count AS n_att FROM item_execution
+WHERE run_id = :'nulls_run' AND status = 'processing' \gset
+UPDATE item_execution SET lease_expires_at = now() + interval '1 hour' WHERE id = :'n_id';
+SELECT lease_expires_at = now() + interval '42 seconds' AS default_lease FROM heartbeat(:'n_id', :n_att, NULL);
+RESET automation_core.default_lease;
+SELECT status, error_message IS NULL AS no_message FROM fail(:'n_id', NULL, true, NULL, :n_att);
+
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

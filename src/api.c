@@ -399,7 +399,7 @@ ac_start_run(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CHECK_VIOLATION),
 				 errmsg("max_attempts must be at least 1"),
 				 errdetail("max_attempts is %d.", PG_GETARG_INT32(2)),
-				 errhint("Pass NULL for no limit.")));
+				 errhint("Pass NULL for a single attempt without retries.")));
 
 	ac_spi_connect();
 	ac_plan_exec_as_owner(&p_automation, AC_T_AUTOMATION, &automation_id, NULL, 1);
@@ -645,7 +645,7 @@ diagnose_item(Datum id, bool has_attempt, int32 attempt, const char *op)
 				 errmsg("lease of item execution was lost"),
 				 errdetail("item execution %s is %s again after attempt %d; %s refused.",
 						   uuid_text(id), ac_status_name(st), attempt, op),
-				 errhint("The lease expired; the item will be claimed again.")));
+				 errhint("The lease expired, or this attempt already failed the item; it will be claimed again.")));
 	if (st != AC_PROCESSING)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),

@@ -525,5 +525,40 @@ SELECT lease_expires_at = now() + interval '42 seconds' AS default_lease FROM he
 RESET automation_core.default_lease;
 SELECT status, error_message IS NULL AS no_message FROM fail(:'n_id', NULL, true, NULL, :n_att);
 
+-- fencing: a worker whose attempt is older than the current one can't
+-- fail the item (nor complete it, above)
+INSERT INTO automation (name) VALUES ('fencing') RETURNING id AS f_auto \gset
+INSERT INTO batch (automation_id, name) VALUES (:'f_auto', 'b') RETURNING id AS f_batch \gset
+INSERT INTO item (batch_id, sequence_number) SELECT :'f_batch', g FROM generate_series(0, 2) g;
+SELECT id AS f_run FROM start_run(:'f_auto', NULL, 3) \gset
+SELECT id AS f_id FROM claim(:'f_run', 'w1', 1) \gset
+SELECT status FROM fail(:'f_id', 'first', true, NULL, 1);
+UPDATE item_execution SET next_attempt_at = now() - interval '1 second' WHERE id = :'f_id';
+SELECT attempt_count FROM claim(:'f_run', 'w2', 1);
+SELECT ac_try(format('SELECT fail(%L, %L, false, NULL, 1)', :'f_id', 'late'));
+SELECT status, attempt_count, worker FROM item_execution WHERE id = :'f_id';
+
+-- expire_leases on the last attempt fails the items instead of retrying
+SELECT id AS e_run FROM start_run(:'f_auto', NULL, 1) \gset
+SELECT count(*) AS claimed FROM claim(:'e_run', 'w', 3);
+UPDATE item_execution SET lease_expires_at = now() - interval '1 second' WHERE run_id = :'e_run';
+SELECT expire_leases() AS expired;
+SELECT status, attempt_count, error_message, count(*) FROM item_execution
+WHERE run_id = :'e_run' GROUP BY 1, 2, 3;
+SELECT status FROM run WHERE id = :'e_run';
+
+-- claim checks is_active itself, also when walking an index whose
+-- predicate leaves paused rows in (rebuilt by someone, say)
+SELECT id AS p_run FROM start_run(:'f_auto') \gset
+UPDATE item_execution SET is_active = false
+WHERE id = (SELECT id FROM item_execution WHERE run_id = :'p_run' ORDER BY queue_position LIMIT 1);
+BEGIN;
+DROP INDEX item_execution_run_ready_idx;
+CREATE INDEX item_execution_run_ready_idx ON item_execution
+	(run_id, queue_position, (COALESCE(next_attempt_at, '-infinity'::timestamptz)))
+	WHERE status IN ('pending', 'retrying');
+SELECT i.sequence_number, c.is_active FROM claim(:'p_run', 'w', 1) c JOIN item i ON i.id = c.item_id;
+ROLLBACK;
+
 RESET search_path;
 DROP SCHEMA api_test CASCADE;

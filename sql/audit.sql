@@ -147,6 +147,15 @@ SELECT ac_try($$UPDATE automation_core.automation SET is_active = true WHERE id 
 SELECT count(*) FILTER (WHERE is_active) AS active, count(*) FILTER (WHERE NOT is_active) AS inactive
 FROM automation_core.automation WHERE name = 'renamed';
 
+-- the version does not wrap around
+INSERT INTO automation_core.automation (name) VALUES ('audit max version');
+SET session_replication_role = replica;
+UPDATE automation_core.automation SET version = 2147483647 WHERE name = 'audit max version';
+RESET session_replication_role;
+SELECT regexp_replace(ac_try($$UPDATE automation_core.automation SET description = 'x' WHERE name = 'audit max version'$$),
+	'[0-9a-f-]{36}', '<id>') AS refused;
+SELECT version, description FROM automation_core.automation WHERE name = 'audit max version';
+
 RESET automation_core.actor;
 
 DROP OWNED BY ac_audit_user;

@@ -281,6 +281,16 @@ SELECT automation_core.purge_events('0') > 0 AS purged_something;
 SELECT count(*) AS left_after_purge FROM automation_core.event;
 SELECT count(*) AS nothing_to_read FROM automation_core.next_events('all');
 SELECT automation_core.unregister_consumer('all'), automation_core.unregister_consumer('all');
+-- next_events never returns the caller's own uncommitted events: they
+-- may still roll back, and ack_events would refuse them
+SELECT automation_core.register_consumer('own');
+BEGIN;
+INSERT INTO automation_core.automation (name) VALUES ('own events') RETURNING id AS own_auto \gset
+SELECT status FROM automation_core.start_run(:'own_auto');
+SELECT count(*) > 0 AS own_events_written FROM automation_core.event WHERE automation_id = :'own_auto';
+SELECT count(*) AS own_events_returned FROM automation_core.next_events('own');
+ROLLBACK;
+SELECT automation_core.unregister_consumer('own');
 -- consumer names: 1 to 200 characters
 SELECT ac_try(format($$SELECT automation_core.register_consumer(%L)$$, repeat('é', 200)));
 SELECT ac_try(format($$SELECT automation_core.register_consumer(%L)$$, repeat('é', 201)));

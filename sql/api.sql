@@ -144,7 +144,7 @@ SELECT c.run_id = :'run2' AS oldest_run FROM claim(NULL, 'w', 1) c;
 
 -- cancel_run: optimistic version check, cascade, workers refused
 SELECT version AS v3 FROM run WHERE id = :'run3' \gset
-SELECT ac_try(format('SELECT cancel_run(%L, %L, %s)', :'run3', 'stop', :v3 + 1));
+SELECT ac_try(format('SELECT cancel_run(%L, %L, %s)', :'run3', 'stop', :v3 + 1), true);
 SELECT c.id AS item_d FROM claim(:'run3', 'w') c \gset
 SELECT status, cancellation_reason, version = :v3 + 1 AS bumped FROM cancel_run(:'run3', 'stop', :v3);
 SELECT status, count(*) FROM batch_execution WHERE run_id = :'run3' GROUP BY status;
@@ -546,6 +546,12 @@ SELECT expire_leases() AS expired;
 SELECT status, attempt_count, error_message, count(*) FROM item_execution
 WHERE run_id = :'e_run' GROUP BY 1, 2, 3;
 SELECT status FROM run WHERE id = :'e_run';
+
+-- a run with nothing in it that was cancelled is done, as far as progress goes
+INSERT INTO automation (name) VALUES ('nothing in it') RETURNING id AS empty_auto \gset
+INSERT INTO run (automation_id) VALUES (:'empty_auto') RETURNING id AS empty_run \gset
+SELECT status FROM cancel_run(:'empty_run', 'nothing to do');
+SELECT status, total, percent_done FROM run_progress WHERE run_id = :'empty_run';
 
 -- claim checks is_active itself, also when walking an index whose
 -- predicate leaves paused rows in (rebuilt by someone, say)

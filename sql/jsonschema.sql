@@ -30,6 +30,9 @@ INSERT INTO js_test.cases (what, schema, instance, expected) VALUES
 	('integer 1e308 multipleOf 0.123456789', '{"type":"integer","multipleOf":0.123456789}', '1e308', false),
 	('minimum big', '{"minimum":1e400}', '1e401', true),
 	('exclusiveMaximum', '{"exclusiveMaximum":3}', '3', false),
+	('exclusiveMinimum at the bound', '{"exclusiveMinimum":5}', '5', false),
+	('exclusiveMinimum at the bound, written 5.0', '{"exclusiveMinimum":5}', '5.0', false),
+	('exclusiveMinimum just above', '{"exclusiveMinimum":5}', '5.0001', true),
 	-- strings: code points
 	('maxLength counts code points', '{"maxLength":2}', '"日本"', true),
 	('minLength counts code points', '{"minLength":3}', '"😀😀"', false),

@@ -931,100 +931,129 @@ ac_guard_row(PG_FUNCTION_ARGS)
  * a unique key; then they are read at their latest version. Rows
  * ac_bulk_insert writes for start_run are paired by start_run's query,
  * which takes the same locks (ac_bulk_vouched).
+ *
+ * The other side: a batch (item) that has executions stays in its
+ * automation (batch); moved, it would leave them running another
+ * automation's work. The UPDATE changes a column of a unique key, so it
+ * holds the row's strongest lock, which an INSERT of an execution waits
+ * for and which waits for the inserts in flight: an execution not seen
+ * by the move cannot come.
+ *
+ * One description per kind of execution serves both checks.
  */
-
-static AcPlan p_share_items = {
-	"SELECT 1 FROM automation_core.item "
-	"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR KEY SHARE",
-	1, {UUIDARRAYOID}
-};
-static AcPlan p_share_batch_rows = {
-	"SELECT 1 FROM automation_core.batch "
-	"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR KEY SHARE",
-	1, {UUIDARRAYOID}
-};
-static AcPlan p_items_elsewhere = {
-	"SELECT n.item_id, be.id, be.batch_id "
-	"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS n(item_id, batch_execution_id) "
-	"JOIN automation_core.item i ON i.id OPERATOR(pg_catalog.=) n.item_id "
-	"JOIN automation_core.batch_execution be ON be.id OPERATOR(pg_catalog.=) n.batch_execution_id "
-	"WHERE i.batch_id IS DISTINCT FROM be.batch_id LIMIT 1",
-	2, {UUIDARRAYOID, UUIDARRAYOID}
-};
-static AcPlan p_batches_elsewhere = {
-	"SELECT n.batch_id, n.run_id, r.automation_id "
-	"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS n(batch_id, run_id) "
-	"JOIN automation_core.batch b ON b.id OPERATOR(pg_catalog.=) n.batch_id "
-	"JOIN automation_core.run r ON r.id OPERATOR(pg_catalog.=) n.run_id "
-	"WHERE b.automation_id IS DISTINCT FROM r.automation_id LIMIT 1",
-	2, {UUIDARRAYOID, UUIDARRAYOID}
-};
-
-static void
-require_same_work(Relation rel, AcTable table, Datum definitions, Datum parents)
+typedef struct SameWork
 {
-	bool		items = table == AC_T_ITEM_EXECUTION;
-	Datum		args[2] = {definitions, parents};
+	AcTable		execution;		/* item_execution, batch_execution */
+	AcCol		work_col;		/* its item_id, batch_id */
+	AcCol		parent_col;		/* its batch_execution_id, run_id */
+	AcTable		work;			/* item, batch */
+	AcCol		work_parent_col;	/* the item's batch_id, the batch's automation_id */
+	AcPlan		lock_work;		/* $1 uuid[] of work: lock FOR KEY SHARE */
+	AcPlan		elsewhere;		/* $1 work, $2 parents: a pair that does not match */
+	AcPlan		has_executions; /* $1 work: has it any execution? */
+	const char *insert_msg;
+	const char *insert_detail;	/* work, parent, the parent's work */
+	const char *move_msg;
+	const char *move_hint;
+} SameWork;
+
+static SameWork same_work[] = {
+	{
+		AC_T_ITEM_EXECUTION, AC_C_ITEM_ID, AC_C_BATCH_EXECUTION_ID,
+		AC_T_ITEM, AC_C_BATCH_ID,
+		{"SELECT 1 FROM automation_core.item "
+		 "WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR KEY SHARE",
+		1, {UUIDARRAYOID}},
+		{"SELECT n.w, be.id, be.batch_id "
+		 "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS n(w, p) "
+		 "JOIN automation_core.item i ON i.id OPERATOR(pg_catalog.=) n.w "
+		 "JOIN automation_core.batch_execution be ON be.id OPERATOR(pg_catalog.=) n.p "
+		 "WHERE i.batch_id IS DISTINCT FROM be.batch_id LIMIT 1",
+		2, {UUIDARRAYOID, UUIDARRAYOID}},
+		{"SELECT 1 FROM automation_core.item_execution "
+		 "WHERE item_id OPERATOR(pg_catalog.=) $1 LIMIT 1",
+		1, {UUIDOID}},
+		"an item execution must run an item of its batch execution's batch",
+		"Item %s is not in the batch of batch execution %s (batch %s).",
+		"an item with item executions cannot move to another batch",
+		"Create the item in the other batch instead."
+	},
+	{
+		AC_T_BATCH_EXECUTION, AC_C_BATCH_ID, AC_C_RUN_ID,
+		AC_T_BATCH, AC_C_AUTOMATION_ID,
+		{"SELECT 1 FROM automation_core.batch "
+		 "WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id FOR KEY SHARE",
+		1, {UUIDARRAYOID}},
+		{"SELECT n.w, r.id, r.automation_id "
+		 "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS n(w, p) "
+		 "JOIN automation_core.batch b ON b.id OPERATOR(pg_catalog.=) n.w "
+		 "JOIN automation_core.run r ON r.id OPERATOR(pg_catalog.=) n.p "
+		 "WHERE b.automation_id IS DISTINCT FROM r.automation_id LIMIT 1",
+		2, {UUIDARRAYOID, UUIDARRAYOID}},
+		{"SELECT 1 FROM automation_core.batch_execution "
+		 "WHERE batch_id OPERATOR(pg_catalog.=) $1 LIMIT 1",
+		1, {UUIDOID}},
+		"a batch execution must run a batch of its run's automation",
+		"Batch %s is not in the automation of run %s (automation %s).",
+		"a batch with batch executions cannot move to another automation",
+		"Create the batch under the other automation instead."
+	},
+};
+
+static SameWork *
+same_work_of(AcTable t)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(same_work); i++)
+		if (same_work[i].execution == t || same_work[i].work == t)
+			return &same_work[i];
+	elog(ERROR, "no same-work rule for automation_core.%s", ac_table_name(t));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/* The INSERT's side: works (items, batches) and the parents paired with them */
+static void
+require_same_work(Relation rel, SameWork *sw, Datum works, Datum parents)
+{
+	Datum		args[2] = {works, parents};
 	bool		isnull;
 
 	ac_spi_connect();
-	ac_plan_exec_as_owner(items ? &p_share_items : &p_share_batch_rows,
-						  items ? AC_T_ITEM : AC_T_BATCH, &definitions, NULL, 0);
-	ac_plan_exec_as_owner(items ? &p_items_elsewhere : &p_batches_elsewhere,
-						  items ? AC_T_ITEM : AC_T_BATCH, args, NULL, 1);
+	ac_plan_exec_as_owner(&sw->lock_work, sw->work, &works, NULL, 0);
+	ac_plan_exec_as_owner(&sw->elsewhere, sw->work, args, NULL, 1);
 	if (SPI_processed > 0)
 	{
 		char	   *what = uuid_text(ac_spi_value(0, 1, &isnull));
 		char	   *parent = uuid_text(ac_spi_value(0, 2, &isnull));
 		Datum		d = ac_spi_value(0, 3, &isnull);
-		char	   *other = isnull ? "none" : uuid_text(d);
+		char		conname[NAMEDATALEN];
 
+		snprintf(conname, sizeof(conname), "%s_same_work", ac_table_name(sw->execution));
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg(items ? "an item execution must run an item of its batch execution's batch" :
-						"a batch execution must run a batch of its run's automation"),
-				 errdetail(items ? "Item %s is not in the batch of batch execution %s (batch %s)." :
-						   "Batch %s is not in the automation of run %s (automation %s).",
-						   what, parent, other),
+				 errmsg("%s", sw->insert_msg),
+				 errdetail(sw->insert_detail, what, parent, isnull ? "none" : uuid_text(d)),
 				 errhint("start_run makes a run's executions itself."),
-				 errtableconstraint(rel, items ? "item_execution_same_work" :
-									"batch_execution_same_work")));
+				 errtableconstraint(rel, conname)));
 	}
 	ac_spi_finish();
 }
 
-/*
- * A batch (item) that has executions stays in its automation (batch):
- * moved, it would leave them running another automation's work. The
- * UPDATE changes a column of a unique key, so it holds the row's strongest
- * lock, which an INSERT of an execution waits for (require_same_work) and
- * which waits for the inserts in flight: an execution not seen here cannot
- * come.
- */
-static AcPlan p_batch_has_executions = {
-	"SELECT 1 FROM automation_core.batch_execution WHERE batch_id OPERATOR(pg_catalog.=) $1 LIMIT 1",
-	1, {UUIDOID}
-};
-static AcPlan p_item_has_executions = {
-	"SELECT 1 FROM automation_core.item_execution WHERE item_id OPERATOR(pg_catalog.=) $1 LIMIT 1",
-	1, {UUIDOID}
-};
-
+/* The move's side, from the row trigger of batch and item */
 static void
 guard_definition_move(GuardCtx *g)
 {
-	bool		batch = g->table == AC_T_BATCH;
-	AcCol		parent = batch ? AC_C_AUTOMATION_ID : AC_C_BATCH_ID;
+	SameWork   *sw = same_work_of(g->table);
 	bool		isnull;
 	Datum		id;
 	int			found;
 
-	if (!col_changed(g, parent))
+	if (!col_changed(g, sw->work_parent_col))
 		return;
 	id = get_old(g, AC_C_ID, &isnull);
 	ac_spi_connect();
-	ac_plan_exec_as_owner(batch ? &p_batch_has_executions : &p_item_has_executions,
-						  batch ? AC_T_BATCH_EXECUTION : AC_T_ITEM_EXECUTION, &id, NULL, 1);
+	ac_plan_exec_as_owner(&sw->has_executions, sw->execution, &id, NULL, 1);
 	found = SPI_processed;
 	ac_spi_finish();
 	if (found > 0)
@@ -1034,12 +1063,10 @@ guard_definition_move(GuardCtx *g)
 		snprintf(conname, sizeof(conname), "%s_parent_fixed", ac_table_name(g->table));
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg(batch ? "a batch with batch executions cannot move to another automation" :
-						"an item with item executions cannot move to another batch"),
+				 errmsg("%s", sw->move_msg),
 				 errdetail("%s %s has executions, which run it where it is.",
-						   batch ? "batch" : "item", uuid_text(id)),
-				 errhint(batch ? "Create the batch under the other automation instead." :
-						 "Create the item in the other batch instead."),
+						   ac_table_name(g->table), uuid_text(id)),
+				 errhint("%s", sw->move_hint),
 				 errtableconstraint(g->rel, conname)));
 	}
 }
@@ -1065,10 +1092,11 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	AttrNumber	status_att;
 	AttrNumber	by_att;
 	AttrNumber	parent_att;
-	AttrNumber	def_att;
+	AttrNumber	work_att;
 	ArrayBuildState *parents = NULL;
-	ArrayBuildState *defs = NULL;		/* per row: item or batch */
-	ArrayBuildState *def_parents = NULL;	/* per row: batch execution or run */
+	ArrayBuildState *works = NULL;	/* per row: item or batch */
+	ArrayBuildState *work_parents = NULL;	/* per row: batch execution or run */
+	SameWork   *sw;
 	bool		check_work;
 	pg_uuid_t	last;
 	char	   *actor = NULL;
@@ -1086,8 +1114,10 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 				 errmsg("after_insert_statement: must be fired with a NEW TABLE")));
 
 	slot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
-	parent_att = ac_attnum(table, table == AC_T_ITEM_EXECUTION ? AC_C_BATCH_EXECUTION_ID : AC_C_RUN_ID);
-	def_att = ac_attnum(table, table == AC_T_ITEM_EXECUTION ? AC_C_ITEM_ID : AC_C_BATCH_ID);
+	sw = same_work_of(table);
+	parent_att = ac_attnum(table, sw->parent_col);
+	work_att = ac_attnum(table, sw->work_col);
+	/* start_run's item executions are paired by its own query */
 	check_work = !(table == AC_T_ITEM_EXECUTION && ac_bulk_vouched);
 	id_att = ac_attnum(table, AC_C_ID);
 	status_att = ac_attnum(table, AC_C_STATUS);
@@ -1099,25 +1129,26 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
 	{
 		bool		isnull;
+		bool		parent_null;
 		Datum		parent;
 
 		MemoryContextSwitchTo(rowcxt);
-		parent = slot_getattr(slot, parent_att, &isnull);
-		if (!isnull && (parents == NULL ||
-						memcmp(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t)) != 0))
+		parent = slot_getattr(slot, parent_att, &parent_null);
+		if (!parent_null && (parents == NULL ||
+							 memcmp(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t)) != 0))
 		{
 			memcpy(&last, DatumGetUUIDP(parent), sizeof(pg_uuid_t));
 			parents = accumArrayResult(parents, parent, false, UUIDOID, outercxt);
 		}
-		if (check_work && !isnull)
+		if (check_work && !parent_null)
 		{
-			bool		def_null;
-			Datum		def = slot_getattr(slot, def_att, &def_null);
+			bool		work_null;
+			Datum		work = slot_getattr(slot, work_att, &work_null);
 
-			if (!def_null)
+			if (!work_null)
 			{
-				defs = accumArrayResult(defs, def, false, UUIDOID, outercxt);
-				def_parents = accumArrayResult(def_parents, parent, false, UUIDOID, outercxt);
+				works = accumArrayResult(works, work, false, UUIDOID, outercxt);
+				work_parents = accumArrayResult(work_parents, parent, false, UUIDOID, outercxt);
 			}
 		}
 		if (table == AC_T_ITEM_EXECUTION)
@@ -1143,8 +1174,8 @@ ac_after_insert_statement(PG_FUNCTION_ARGS)
 	MemoryContextDelete(rowcxt);
 	if (parents != NULL)
 		ac_require_open_parents(table, makeArrayResult(parents, outercxt));
-	if (defs != NULL)
-		require_same_work(td->tg_relation, table, makeArrayResult(defs, outercxt),
-						  makeArrayResult(def_parents, outercxt));
+	if (works != NULL)
+		require_same_work(td->tg_relation, sw, makeArrayResult(works, outercxt),
+						  makeArrayResult(work_parents, outercxt));
 	return PointerGetDatum(NULL);
 }

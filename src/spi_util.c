@@ -182,14 +182,14 @@ ac_plan_exec_for_caller(AcPlan *p, Datum *values, const char *nulls, long limit)
 
 /*
  * For the reads and row locks that keep rows consistent with each other
- * (a foreign key's kind of work): run as the owner of table owner_of (an
- * AcTable, the table the plan reads or locks), with the latest snapshot,
+ * (a foreign key's kind of work): run as the owner of table owner_of (the
+ * table the plan reads or locks), with the latest snapshot,
  * as PostgreSQL runs a foreign key's check as the owner of the referenced
  * table. The caller's privileges decide what it may write; a lock that
  * protects what it wrote must not need UPDATE on the row locked.
  */
 int
-ac_plan_exec_as_owner(AcPlan *p, int owner_of, Datum *values, const char *nulls,
+ac_plan_exec_as_owner(AcPlan *p, AcTable owner_of, Datum *values, const char *nulls,
 					  long limit)
 {
 	Oid			save_user;
@@ -197,7 +197,7 @@ ac_plan_exec_as_owner(AcPlan *p, int owner_of, Datum *values, const char *nulls,
 	int			rc;
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(ac_table_owner((AcTable) owner_of),
+	SetUserIdAndSecContext(ac_table_owner(owner_of),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
 	/* an error restores the user with the (sub)transaction's abort */
 	rc = plan_exec(p, values, nulls, GetLatestSnapshot(), limit);

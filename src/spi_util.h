@@ -13,6 +13,8 @@
 
 #include "executor/spi.h"
 
+#include "automation_core.h"
+
 /* Stands for automation_core.execution_status, whose OID is not fixed */
 #define AC_TYPE_STATUS ((Oid) 1)
 #define AC_TYPE_MAX_ARGS 6
@@ -35,7 +37,7 @@ extern int	ac_plan_exec(AcPlan *p, Datum *values, const char *nulls,
 						 bool latest_snapshot, long limit);
 extern int	ac_plan_exec_for_caller(AcPlan *p, Datum *values, const char *nulls,
 									long limit);
-extern int	ac_plan_exec_as_owner(AcPlan *p, int owner_of, Datum *values,
+extern int	ac_plan_exec_as_owner(AcPlan *p, AcTable owner_of, Datum *values,
 								  const char *nulls, long limit);
 extern Datum ac_spi_value(int row, int col, bool *isnull);
 

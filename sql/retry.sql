@@ -17,18 +17,18 @@ SELECT status, attempt_count FROM automation_core.item_execution WHERE id = ac_i
 SELECT ac_try($$UPDATE automation_core.item_execution SET status = 'retrying' WHERE id = ac_ie('retry', 1)$$);
 -- raising the limit allows it again
 SELECT ac_try($$UPDATE automation_core.item_execution SET max_attempts = 3, status = 'retrying' WHERE id = ac_ie('retry', 1)$$);
-SELECT ac_try($$UPDATE automation_core.item_execution SET max_attempts = 2 WHERE id = ac_ie('retry', 1)$$);
+-- a retrying item keeps the attempt it waits for: max_attempts can't be
+-- taken down to attempt_count, nor unset (it would stay retrying for ever)
+SELECT ac_try($$UPDATE automation_core.item_execution SET max_attempts = 2 WHERE id = ac_ie('retry', 1)$$, true);
+SELECT ac_try($$UPDATE automation_core.item_execution SET max_attempts = NULL WHERE id = ac_ie('retry', 1)$$, true);
 -- max_attempts can't go below attempt_count
 SELECT ac_try($$UPDATE automation_core.item_execution SET max_attempts = 1 WHERE id = ac_ie('retry', 1)$$);
 SELECT ac_try($$UPDATE automation_core.item_execution SET max_attempts = 0 WHERE id = ac_ie('retry', 1)$$);
-SELECT ac_try($$UPDATE automation_core.item_execution SET max_attempts = NULL WHERE id = ac_ie('retry', 1)$$);
-SELECT ac_try($$UPDATE automation_core.item_execution SET max_attempts = 2 WHERE id = ac_ie('retry', 1)$$);
--- retrying -> processing refused at max_attempts
-SELECT ac_try($$UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('retry', 1)$$);
+SELECT ac_try($$UPDATE automation_core.item_execution SET max_attempts = 4 WHERE id = ac_ie('retry', 1)$$);
 SELECT status, attempt_count, max_attempts FROM automation_core.item_execution WHERE id = ac_ie('retry', 1);
-SELECT ac_try($$UPDATE automation_core.item_execution SET status = 'failed', error_message = 'gave up' WHERE id = ac_ie('retry', 1)$$);
-SELECT status, attempt_count, error_message FROM automation_core.item_execution WHERE id = ac_ie('retry', 1);
-
+-- giving up on a retrying item: failed, with a lower max_attempts in the same UPDATE
+SELECT ac_try($$UPDATE automation_core.item_execution SET status = 'failed', max_attempts = 2, error_message = 'gave up' WHERE id = ac_ie('retry', 1)$$);
+SELECT status, attempt_count, max_attempts, error_message FROM automation_core.item_execution WHERE id = ac_ie('retry', 1);
 -- a client never sets attempt_count
 SELECT ac_try($$UPDATE automation_core.item_execution SET attempt_count = 0 WHERE id = ac_ie('retry', 2)$$);
 SELECT ac_try($$UPDATE automation_core.item_execution SET attempt_count = 5 WHERE id = ac_ie('retry', 2)$$);
@@ -57,3 +57,15 @@ SELECT ac_state('retry');
 SELECT i.sequence_number, ie.attempt_count, ie.max_attempts
 FROM automation_core.item_execution ie JOIN automation_core.item i ON i.id = ie.item_id
 WHERE ie.run_id = ac_run('retry') ORDER BY 1;
+
+-- retrying -> processing is refused at max_attempts; only rows written with
+-- the triggers off can be retrying without an attempt left
+SELECT ac_fixture('retry2', 1, 1, 2) IS NOT NULL AS fixture;
+UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('retry2', 1);
+UPDATE automation_core.item_execution SET status = 'retrying' WHERE id = ac_ie('retry2', 1);
+SET session_replication_role = replica;
+UPDATE automation_core.item_execution SET max_attempts = 1 WHERE id = ac_ie('retry2', 1);
+RESET session_replication_role;
+SELECT ac_try($$UPDATE automation_core.item_execution SET status = 'processing' WHERE id = ac_ie('retry2', 1)$$);
+UPDATE automation_core.item_execution SET status = 'cancelled' WHERE id = ac_ie('retry2', 1);
+SELECT status, attempt_count, max_attempts FROM automation_core.item_execution WHERE id = ac_ie('retry2', 1);

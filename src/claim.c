@@ -240,7 +240,7 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, ItemPointerData **ti
 			max = Min((int64) max * 2, (int64) max_items);
 			*tids = repalloc(*tids, max * sizeof(ItemPointerData));
 		}
-		ItemPointerCopy(&slot->tts_tid, &(*tids)[n++]);
+		(*tids)[n++] = slot->tts_tid;
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(locked);

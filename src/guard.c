@@ -672,6 +672,19 @@ guard_item_attempts(GuardCtx *g, AcStatus from, AcStatus to)
 							  psprintf("%d of %d attempts used", old_count, max_attempts),
 							  "Move the item to failed, or raise max_attempts.");
 	}
+	else if (to == AC_RETRYING && col_changed(g, AC_C_MAX_ATTEMPTS))
+	{
+		/*
+		 * A retrying item is waiting for its next attempt: taking that
+		 * attempt away would leave it retrying for ever, and every claim
+		 * that reaches it would fail.
+		 */
+		if (max_null || old_count == max_attempts)
+			raise_retry_limit(g, "max_attempts of a retrying item execution must leave it an attempt",
+							  max_null ? psprintf("status retrying, %d attempts used, max_attempts is null", old_count)
+							  : psprintf("status retrying, %d of %d attempts used", old_count, max_attempts),
+							  "To stop retrying the item, set its status to failed in the same UPDATE.");
+	}
 
 	if (!max_null && max_attempts < count)
 		raise_retry_limit(g, "max_attempts cannot be below attempt_count",
@@ -721,7 +734,7 @@ guard_status_update(GuardCtx *g, AcStatus from, AcStatus to)
 			edit_set(&g->edit, att(g, AC_C_STARTED_AT), TimestampTzGetDatum(g->now), false);
 		if (g->table == AC_T_ITEM_EXECUTION)
 		{
-			d = get_new(g, AC_C_LEASE_EXPIRES_AT, &isnull);
+			(void) get_new(g, AC_C_LEASE_EXPIRES_AT, &isnull);
 			if (isnull || !col_changed(g, AC_C_LEASE_EXPIRES_AT))
 				edit_set(&g->edit, att(g, AC_C_LEASE_EXPIRES_AT),
 						 TimestampTzGetDatum(g->now + (int64) ac_default_lease_ms * 1000),
@@ -731,7 +744,7 @@ guard_status_update(GuardCtx *g, AcStatus from, AcStatus to)
 	}
 	else if (to == AC_RETRYING)
 	{
-		d = get_new(g, AC_C_NEXT_ATTEMPT_AT, &isnull);
+		(void) get_new(g, AC_C_NEXT_ATTEMPT_AT, &isnull);
 		if (isnull || !col_changed(g, AC_C_NEXT_ATTEMPT_AT))
 		{
 			int32		count = DatumGetInt32(get_old(g, AC_C_ATTEMPT_COUNT, &isnull));

@@ -31,7 +31,7 @@ PGFILEDESC = "automation_core - automation state machine, work queue and events"
 
 REGRESS = install api hostile_search_path status audit transitions retry history privileges orchestration rollup copy_replica jsonschema payload_schema events
 REGRESS_OPTS = --inputdir=. --outputdir=test/results
-ISOLATION = concurrent_finish concurrent_version concurrent_rollup cancel_vs_complete claim_concurrent last_items cancel_complete expire_complete claim_cancel schema_change proof_unclaimed events_notify events_order add_to_ended cancel_complete_many delete_complete expire_heartbeat cancel_fail end_by_hand restored_batch known_proof start_run_delete_item claim_passed_over start_run_deactivate move_with_executions repeatable_read lower_max_attempts
+ISOLATION = concurrent_finish concurrent_version concurrent_rollup cancel_vs_complete claim_concurrent last_items cancel_complete expire_complete claim_cancel schema_change proof_unclaimed events_notify events_order add_to_ended cancel_complete_many delete_complete expire_heartbeat cancel_fail end_by_hand restored_batch known_proof start_run_delete_item claim_passed_over start_run_deactivate move_with_executions repeatable_read lower_max_attempts claim_locked_batch
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso
 
 PG_CONFIG ?= pg_config

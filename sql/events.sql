@@ -87,7 +87,10 @@ BEGIN
 			   (SELECT 'run ' || r.correlation_id FROM automation_core.run r WHERE r.id = e.run_id),
 			   (SELECT a.name::text FROM automation_core.automation a WHERE a.id = e.automation_id),
 			   e.payload
-		  FROM automation_core.event e WHERE e.id > m ORDER BY e.id;
+		  FROM automation_core.event e WHERE e.id > m
+		 -- events of one type from one transaction together, by entity: the
+		 -- order of the rows one statement changes is the plan's
+		 ORDER BY min(e.id) OVER (PARTITION BY e.txid, e.event_type), pg_temp.lbl(e.entity_id), e.id;
 	UPDATE mark SET last_id = COALESCE((SELECT max(id) FROM automation_core.event), last_id);
 END $$;
 

@@ -203,6 +203,7 @@ typedef enum AcRollupKind
 } AcRollupKind;
 
 extern void ac_rollup_note(AcRollupKind kind, Datum id);
+extern bool ac_batch_known_started(const pg_uuid_t *id);
 extern void ac_rollup_run_pending(void);
 extern void ac_cascade_cancel(AcTable kind, Datum id);
 extern void ac_require_open_parents(AcTable child, Datum parents);

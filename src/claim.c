@@ -48,6 +48,7 @@
 #include "utils/timestamp.h"
 
 #include "automation_core.h"
+#include "spi_util.h"
 
 /*
  * Is column col (1-based) of index COALESCE(next_attempt_at,
@@ -149,6 +150,79 @@ ready(TupleTableSlot *slot, TimestampTz now, const pg_uuid_t *run_id)
 }
 
 /*
+ * The first claim in a batch execution moves it from pending to processing
+ * (the item's row trigger does), which locks the batch execution's row.
+ * After the item's lock, that is the other order from a statement that
+ * cancels or deletes a run or batch execution by hand (run, then its batch
+ * executions, then their items), and the two would deadlock whenever a
+ * run is stopped while workers start its batch executions. So the walk
+ * locks a batch execution still pending before the first item it takes
+ * from it, and never waits for that lock: the items of a batch execution
+ * someone else holds (a claim starting it, a statement cancelling or
+ * deleting it) are passed over, as SKIP LOCKED passes over a locked row.
+ */
+static AcPlan p_batch_pending = {
+	"SELECT status = 'pending' FROM automation_core.batch_execution WHERE id = $1",
+	1, {UUIDOID}
+};
+static AcPlan p_lock_batch = {
+	"SELECT 1 FROM automation_core.batch_execution WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED",
+	1, {UUIDOID}
+};
+
+/* The batch executions a walk has looked at, and whether it may use them */
+#define WALK_BATCHES 16
+
+typedef struct WalkBatches
+{
+	int			n;
+	pg_uuid_t	id[WALK_BATCHES];
+	bool		usable[WALK_BATCHES];
+} WalkBatches;
+
+/*
+ * May the walk take the item in slot, as far as its batch execution goes?
+ * Locks the batch execution first when it is pending.
+ */
+static bool
+batch_usable(WalkBatches *wb, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		be = slot_getattr(slot, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_BATCH_EXECUTION_ID),
+								  &isnull);
+	const pg_uuid_t *u;
+	bool		usable = true;
+	int			i;
+
+	if (isnull)
+		return true;
+	u = DatumGetUUIDP(be);
+	if (ac_batch_known_started(u))
+		return true;
+	for (i = 0; i < wb->n; i++)
+		if (memcmp(&wb->id[i], u, sizeof(pg_uuid_t)) == 0)
+			return wb->usable[i];
+
+	ac_plan_exec_as_owner(&p_batch_pending, AC_T_BATCH_EXECUTION, &be, NULL, 1);
+	if (SPI_processed == 1)
+	{
+		Datum		pending = ac_spi_value(0, 1, &isnull);
+
+		if (!isnull && DatumGetBool(pending))
+		{
+			ac_plan_exec_as_owner(&p_lock_batch, AC_T_BATCH_EXECUTION, &be, NULL, 1);
+			usable = SPI_processed == 1;
+		}
+	}
+	if (wb->n < WALK_BATCHES)
+	{
+		wb->id[wb->n] = *u;
+		wb->usable[wb->n++] = usable;
+	}
+	return usable;
+}
+
+/*
  * Lock up to max_items ready item executions (of run_id, when not NULL), in
  * queue order, with the snapshot of the calling statement (its command ID
  * advanced, as the UPDATE that follows will have it). The places of the
@@ -177,6 +251,7 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, ItemPointerData **ti
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int			n = 0;
 	int			max = Min(max_items, 64);
+	WalkBatches wb;
 
 	/*
 	 * The lock the UPDATE that follows takes anyway: taking a weaker one
@@ -224,6 +299,7 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, ItemPointerData **ti
 				F_TIMESTAMPTZ_LE, TimestampTzGetDatum(now));
 	nkeys++;
 
+	wb.n = 0;
 	*tids = palloc(max * sizeof(ItemPointerData));
 	slot = table_slot_create(heap, NULL);
 	locked = table_slot_create(heap, NULL);
@@ -233,7 +309,8 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, ItemPointerData **ti
 	{
 		CHECK_FOR_INTERRUPTS();
 		/* a version changed since the snapshot is passed over */
-		if (!ready(slot, now, run_id) || !ac_lock_as_seen(heap, slot, snap, cid, locked))
+		if (!ready(slot, now, run_id) || !batch_usable(&wb, slot) ||
+			!ac_lock_as_seen(heap, slot, snap, cid, locked))
 			continue;
 		if (n == max)
 		{

@@ -258,16 +258,21 @@ ac_rollup_note(AcRollupKind kind, Datum id)
 		if (pending.e[i].kind == kind && memcmp(&pending.e[i].id, u, sizeof(pg_uuid_t)) == 0)
 			return;
 
-	if (kind == AC_ROLLUP_BATCH_START && started_batches != NULL && !started_stale)
-	{
-		bool		found;
-
-		(void) hash_search(started_batches, u, HASH_FIND, &found);
-		if (found)
-			return;
-	}
+	if (kind == AC_ROLLUP_BATCH_START && ac_batch_known_started(u))
+		return;
 
 	append_entry(&pending, kind, u);
+}
+
+/* Has batch execution id left pending in a transaction that committed? */
+bool
+ac_batch_known_started(const pg_uuid_t *id)
+{
+	bool		found = false;
+
+	if (started_batches != NULL && !started_stale)
+		(void) hash_search(started_batches, id, HASH_FIND, &found);
+	return found;
 }
 
 static void

@@ -157,15 +157,21 @@ ready(TupleTableSlot *slot, TimestampTz now, const pg_uuid_t *run_id)
  * executions, then their items), and the two would deadlock whenever a
  * run is stopped while workers start its batch executions. So the walk
  * locks a batch execution still pending before the first item it takes
- * from it, and never waits for that lock: the items of a batch execution
- * someone else holds (a claim starting it, a statement cancelling or
- * deleting it) are passed over, as SKIP LOCKED passes over a locked row.
+ * from it. It waits for that lock only while it holds no other row lock
+ * (usually behind another claim starting the same batch execution), so
+ * whoever holds the batch execution never waits for this claim; once it
+ * holds one, it passes over the items of a batch execution someone else
+ * holds, as SKIP LOCKED passes over a locked row.
  */
 static AcPlan p_batch_pending = {
 	"SELECT status = 'pending' FROM automation_core.batch_execution WHERE id = $1",
 	1, {UUIDOID}
 };
-static AcPlan p_lock_batch = {
+static AcPlan p_lock_batch_wait = {
+	"SELECT 1 FROM automation_core.batch_execution WHERE id = $1 FOR NO KEY UPDATE",
+	1, {UUIDOID}
+};
+static AcPlan p_lock_batch_skip = {
 	"SELECT 1 FROM automation_core.batch_execution WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED",
 	1, {UUIDOID}
 };
@@ -176,16 +182,18 @@ static AcPlan p_lock_batch = {
 typedef struct WalkBatches
 {
 	int			n;
+	bool		holds_lock;		/* has locked a batch execution */
 	pg_uuid_t	id[WALK_BATCHES];
 	bool		usable[WALK_BATCHES];
 } WalkBatches;
 
 /*
  * May the walk take the item in slot, as far as its batch execution goes?
- * Locks the batch execution first when it is pending.
+ * Locks the batch execution first when it is pending; holds_items: the
+ * walk has locked items already.
  */
 static bool
-batch_usable(WalkBatches *wb, TupleTableSlot *slot)
+batch_usable(WalkBatches *wb, TupleTableSlot *slot, bool holds_items)
 {
 	bool		isnull;
 	Datum		be = slot_getattr(slot, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_BATCH_EXECUTION_ID),
@@ -210,8 +218,13 @@ batch_usable(WalkBatches *wb, TupleTableSlot *slot)
 
 		if (!isnull && DatumGetBool(pending))
 		{
-			ac_plan_exec_as_owner(&p_lock_batch, AC_T_BATCH_EXECUTION, &be, NULL, 1);
-			usable = SPI_processed == 1;
+			bool		wait = !holds_items && !wb->holds_lock;
+
+			ac_plan_exec_as_owner(wait ? &p_lock_batch_wait : &p_lock_batch_skip,
+								  AC_T_BATCH_EXECUTION, &be, NULL, 1);
+			usable = wait || SPI_processed == 1;
+			if (usable)
+				wb->holds_lock = true;
 		}
 	}
 	if (wb->n < WALK_BATCHES)
@@ -300,6 +313,7 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, ItemPointerData **ti
 	nkeys++;
 
 	wb.n = 0;
+	wb.holds_lock = false;
 	*tids = palloc(max * sizeof(ItemPointerData));
 	slot = table_slot_create(heap, NULL);
 	locked = table_slot_create(heap, NULL);
@@ -309,7 +323,7 @@ ac_claim_lock_ready(const pg_uuid_t *run_id, int max_items, ItemPointerData **ti
 	{
 		CHECK_FOR_INTERRUPTS();
 		/* a version changed since the snapshot is passed over */
-		if (!ready(slot, now, run_id) || !batch_usable(&wb, slot) ||
+		if (!ready(slot, now, run_id) || !batch_usable(&wb, slot, n > 0) ||
 			!ac_lock_as_seen(heap, slot, snap, cid, locked))
 			continue;
 		if (n == max)

@@ -203,7 +203,7 @@ typedef enum AcRollupKind
 } AcRollupKind;
 
 extern void ac_rollup_note(AcRollupKind kind, Datum id);
-extern bool ac_batch_known_started(const pg_uuid_t *id);
+extern bool ac_batch_lock_to_start(Datum id, bool may_wait, bool *locked);
 extern void ac_rollup_run_pending(void);
 extern void ac_cascade_cancel(AcTable kind, Datum id);
 extern void ac_require_open_parents(AcTable child, Datum parents);

@@ -48,7 +48,6 @@
 #include "utils/timestamp.h"
 
 #include "automation_core.h"
-#include "spi_util.h"
 
 /*
  * Is column col (1-based) of index COALESCE(next_attempt_at,
@@ -150,33 +149,9 @@ ready(TupleTableSlot *slot, TimestampTz now, const pg_uuid_t *run_id)
 }
 
 /*
- * The first claim in a batch execution moves it from pending to processing
- * (the item's row trigger does), which locks the batch execution's row.
- * After the item's lock, that is the other order from a statement that
- * cancels or deletes a run or batch execution by hand (run, then its batch
- * executions, then their items), and the two would deadlock whenever a
- * run is stopped while workers start its batch executions. So the walk
- * locks a batch execution still pending before the first item it takes
- * from it. It waits for that lock only while it holds no other row lock
- * (usually behind another claim starting the same batch execution), so
- * whoever holds the batch execution never waits for this claim; once it
- * holds one, it passes over the items of a batch execution someone else
- * holds, as SKIP LOCKED passes over a locked row.
+ * The batch executions a walk has asked ac_batch_lock_to_start (rollup.c)
+ * about, and its answers, so that the items of one are asked about once
  */
-static AcPlan p_batch_pending = {
-	"SELECT status = 'pending' FROM automation_core.batch_execution WHERE id = $1",
-	1, {UUIDOID}
-};
-static AcPlan p_lock_batch_wait = {
-	"SELECT 1 FROM automation_core.batch_execution WHERE id = $1 FOR NO KEY UPDATE",
-	1, {UUIDOID}
-};
-static AcPlan p_lock_batch_skip = {
-	"SELECT 1 FROM automation_core.batch_execution WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED",
-	1, {UUIDOID}
-};
-
-/* The batch executions a walk has looked at, and whether it may use them */
 #define WALK_BATCHES 16
 
 typedef struct WalkBatches
@@ -189,8 +164,8 @@ typedef struct WalkBatches
 
 /*
  * May the walk take the item in slot, as far as its batch execution goes?
- * Locks the batch execution first when it is pending; holds_items: the
- * walk has locked items already.
+ * A pending one is locked first, waiting only while the walk holds no row
+ * lock (holds_items: it has locked items already).
  */
 static bool
 batch_usable(WalkBatches *wb, TupleTableSlot *slot, bool holds_items)
@@ -198,38 +173,20 @@ batch_usable(WalkBatches *wb, TupleTableSlot *slot, bool holds_items)
 	bool		isnull;
 	Datum		be = slot_getattr(slot, ac_attnum(AC_T_ITEM_EXECUTION, AC_C_BATCH_EXECUTION_ID),
 								  &isnull);
-	const pg_uuid_t *u;
-	bool		usable = true;
+	bool		usable;
+	bool		locked;
 	int			i;
 
 	if (isnull)
 		return true;
-	u = DatumGetUUIDP(be);
-	if (ac_batch_known_started(u))
-		return true;
 	for (i = 0; i < wb->n; i++)
-		if (memcmp(&wb->id[i], u, sizeof(pg_uuid_t)) == 0)
+		if (memcmp(&wb->id[i], DatumGetUUIDP(be), sizeof(pg_uuid_t)) == 0)
 			return wb->usable[i];
-
-	ac_plan_exec_as_owner(&p_batch_pending, AC_T_BATCH_EXECUTION, &be, NULL, 1);
-	if (SPI_processed == 1)
-	{
-		Datum		pending = ac_spi_value(0, 1, &isnull);
-
-		if (!isnull && DatumGetBool(pending))
-		{
-			bool		wait = !holds_items && !wb->holds_lock;
-
-			ac_plan_exec_as_owner(wait ? &p_lock_batch_wait : &p_lock_batch_skip,
-								  AC_T_BATCH_EXECUTION, &be, NULL, 1);
-			usable = wait || SPI_processed == 1;
-			if (usable)
-				wb->holds_lock = true;
-		}
-	}
+	usable = ac_batch_lock_to_start(be, !holds_items && !wb->holds_lock, &locked);
+	wb->holds_lock |= locked;
 	if (wb->n < WALK_BATCHES)
 	{
-		wb->id[wb->n] = *u;
+		wb->id[wb->n] = *DatumGetUUIDP(be);
 		wb->usable[wb->n++] = usable;
 	}
 	return usable;

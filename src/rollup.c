@@ -109,6 +109,7 @@ static EntryList seen;			/* kind: AC_ROLLUP_BATCH_START */
 int			ac_cascade_depth = 0;
 
 static void rollup_drain(void);
+static bool batch_known_started(const pg_uuid_t *id);
 
 /* Kept plans */
 #define OPEN_ITEM "status IN ('pending', 'processing', 'retrying')"
@@ -131,6 +132,10 @@ static AcPlan p_lock_open_item = {
 };
 static AcPlan p_lock_batch = {
 	"SELECT status FROM automation_core.batch_execution WHERE id = $1 FOR NO KEY UPDATE",
+	1, {UUIDOID}
+};
+static AcPlan p_lock_batch_skip = {
+	"SELECT status FROM automation_core.batch_execution WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED",
 	1, {UUIDOID}
 };
 /*
@@ -258,15 +263,15 @@ ac_rollup_note(AcRollupKind kind, Datum id)
 		if (pending.e[i].kind == kind && memcmp(&pending.e[i].id, u, sizeof(pg_uuid_t)) == 0)
 			return;
 
-	if (kind == AC_ROLLUP_BATCH_START && ac_batch_known_started(u))
+	if (kind == AC_ROLLUP_BATCH_START && batch_known_started(u))
 		return;
 
 	append_entry(&pending, kind, u);
 }
 
 /* Has batch execution id left pending in a transaction that committed? */
-bool
-ac_batch_known_started(const pg_uuid_t *id)
+static bool
+batch_known_started(const pg_uuid_t *id)
 {
 	bool		found = false;
 
@@ -294,6 +299,32 @@ batch_start(Datum id)
 		ac_plan_exec(&p_batch_start, &id, NULL, false, 0);
 	started_rel = ac_table_oid(AC_T_BATCH_EXECUTION);
 	remember_started(DatumGetUUIDP(id));
+}
+
+/*
+ * Before claim takes the first item of a batch execution: lock it when it
+ * is still pending, so that the start its item's row trigger makes after
+ * the item's lock (batch_start) finds the row already held. Without this,
+ * the claim would lock item, then batch execution: the other order from a
+ * statement cancelling or deleting a run or batch execution by hand, a
+ * deadlock whenever a run is stopped while workers start it. Waits for the
+ * lock when may_wait (the caller holds no other row lock, so whoever holds
+ * the batch execution never waits for it); otherwise returns false when
+ * another transaction holds it, and the caller passes its items over as
+ * SKIP LOCKED would. *locked: this call took the lock.
+ */
+bool
+ac_batch_lock_to_start(Datum id, bool may_wait, bool *locked)
+{
+	*locked = false;
+	if (batch_known_started(DatumGetUUIDP(id)))
+		return true;
+	ac_plan_exec(&p_batch_status, &id, NULL, true, 1);
+	if (SPI_processed == 0 || result_status() != AC_PENDING)
+		return true;
+	ac_plan_exec(may_wait ? &p_lock_batch : &p_lock_batch_skip, &id, NULL, false, 1);
+	*locked = SPI_processed == 1;
+	return may_wait || *locked;
 }
 
 static void

@@ -54,3 +54,25 @@ floor_complete() {
 floor_complete_many() {
 	echo "WITH u AS (SELECT * FROM unnest($3, $4) AS u(id, attempt)), c AS (UPDATE $1 ie SET $FLOOR_COMPLETE_SET FROM u WHERE ie.id = u.id AND ie.status = 'processing' AND ie.attempt_count = u.attempt RETURNING ie.id) $(floor_history "$2" processing completed)"
 }
+
+###########################################################################
+# Scratch space of a case or study: scratch NAME [DATABASE ...] makes WORK,
+# a temporary directory named after NAME, and drops it and the databases
+# when the script exits; fresh_database DATABASE makes one empty again.
+###########################################################################
+scratch() {
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+	shift
+	SCRATCH_DATABASES="$*"
+	trap scratch_cleanup EXIT
+}
+scratch_cleanup() {
+	local db
+	rm -rf "$WORK"
+	for db in $SCRATCH_DATABASES; do
+		psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+	done
+}
+fresh_database() {
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null 2>&1
+}

@@ -19,16 +19,10 @@ LAT_CALLS=${AC_BENCH_LATENCY_CALLS:-2400}	# calls per latency measurement, at le
 [ "$LAT_CALLS" -ge 800 ] || { echo "AC_BENCH_LATENCY_CALLS must be at least 800" >&2; exit 1; }
 GW_VERSION=0.16.6
 GW_JOBS=${AC_BENCH_GW_JOBS:-2000}	# jobs per Graphile Worker measurement
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ac_bench_api.XXXXXX")
-cleanup() {
-	rm -rf "$WORK"
-	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_api" \
-		-c "DROP DATABASE IF EXISTS ac_bench_graphile" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
 
-# log, q, median, ratio, fmt, row, pgbench_tps and the floor's statements
+# log, q, median, ratio, fmt, row, pgbench_tps, scratch and the floor's statements
 . "$(dirname "$0")/../common.sh"
+scratch ac_bench_api ac_bench_api ac_bench_graphile
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 now_ms() { date +%s%3N; }
 
@@ -39,7 +33,7 @@ now_ms() { date +%s%3N; }
 log "== set-up"
 # A database of its own, so that emptying the tables between measurements
 # touches nothing of the other cases.
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_api" -c "CREATE DATABASE ac_bench_api" >/dev/null 2>&1
+fresh_database ac_bench_api
 export PGDATABASE=ac_bench_api
 q -c "SET client_min_messages = warning" -c "CREATE EXTENSION automation_core"
 q <<'SQL'
@@ -258,7 +252,7 @@ let n = 0;
 	process.exit(1);
 });
 JS
-	q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_graphile" -c "CREATE DATABASE ac_bench_graphile" >/dev/null 2>&1
+	fresh_database ac_bench_graphile
 	(cd "$WORK" && PGDATABASE=ac_bench_graphile node gw.js migrate)
 }
 

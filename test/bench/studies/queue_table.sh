@@ -22,18 +22,13 @@ set -euo pipefail
 
 RUNS=${AC_BENCH_RUNS:-3}
 DUR=${AC_BENCH_SECONDS:-10}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ac_bench_queue.XXXXXX")
-cleanup() {
-	rm -rf "$WORK"
-	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_queue" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
 
-# log, q, median, ratio, fmt, row, pgbench_tps and the floor's statements
+# log, q, median, ratio, fmt, row, pgbench_tps, scratch and the floor's statements
 . "$(dirname "$0")/../common.sh"
+scratch ac_bench_queue ac_bench_queue
 
 log "== queue_table: set-up"
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_queue" -c "CREATE DATABASE ac_bench_queue" >/dev/null 2>&1
+fresh_database ac_bench_queue
 export PGDATABASE=ac_bench_queue
 q <<'SQL'
 SET client_min_messages = warning;

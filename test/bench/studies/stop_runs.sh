@@ -22,17 +22,12 @@ set -euo pipefail
 
 RUNS=${AC_BENCH_RUNS:-3}
 DUR=${AC_BENCH_SECONDS:-20}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ac_bench_stop.XXXXXX")
-cleanup() {
-	rm -rf "$WORK"
-	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_stop" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
 
 . "$(dirname "$0")/../common.sh"
+scratch ac_bench_stop ac_bench_stop
 
 fill() {
-	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS ac_bench_stop" -c "CREATE DATABASE ac_bench_stop" >/dev/null 2>&1
+	fresh_database ac_bench_stop
 	q <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION automation_core;
